@@ -1,0 +1,97 @@
+"""The block registry: one short name per block, with the metadata the tests and the book read.
+
+Blocks register themselves with the :func:`register` decorator when ``attnlib.blocks`` is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+FAMILIES = ("channel", "spatial", "hybrid", "context", "dynamic")
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """Metadata of a registered block.
+
+    Attributes:
+        name: registry name, e.g. ``"se"``.
+        cls: the ``nn.Module`` subclass.
+        family: one of ``channel``, ``spatial``, ``hybrid``, ``context``, ``dynamic``.
+        paper: title of the paper that introduced the block (or a description for project-defined blocks).
+        year: publication year.
+        arxiv: arXiv identifier, or ``None`` when the block has no paper.
+        chapter: the book chapter that derives the block (a path under ``book/``), or ``None``.
+    """
+
+    name: str
+    cls: type
+    family: str
+    paper: str
+    year: int
+    arxiv: str | None
+    chapter: str | None = None
+
+
+_REGISTRY: dict[str, BlockInfo] = {}
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    paper: str,
+    year: int,
+    arxiv: str | None,
+    chapter: str | None = None,
+) -> Callable[[type], type]:
+    """Class decorator that registers a block under ``name``."""
+    if family not in FAMILIES:
+        raise ValueError(f"register({name!r}): family must be one of {FAMILIES}, got {family!r}")
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"register({name!r}) decorates nn.Module subclasses, got {cls!r}")
+        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
+            raise ValueError(f"block name {name!r} is already registered to {_REGISTRY[name].cls.__name__}")
+        _REGISTRY[name] = BlockInfo(name, cls, family, paper, year, arxiv, chapter)
+        cls.registry_name = name
+        return cls
+
+    return decorator
+
+
+def _lookup(name: str) -> BlockInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown block {name!r}; known blocks: {known}") from None
+
+
+def create_block(name: str, *args, **kwargs) -> nn.Module:
+    """Build the block registered as ``name``; positional and keyword arguments go to its constructor.
+
+    ``create_block(name, C)`` builds every block with its paper's defaults for ``C`` channels.
+
+    Example:
+        >>> import attnlib
+        >>> attnlib.create_block("se", 64, reduction=8)
+        SqueezeExcitation(channels=64, reduction=8, reduced_channels=8)
+    """
+    return _lookup(name).cls(*args, **kwargs)
+
+
+def block_info(name: str) -> BlockInfo:
+    """Metadata of the block registered as ``name`` (see :class:`BlockInfo`)."""
+    return _lookup(name)
+
+
+def list_blocks(family: str | None = None) -> list[str]:
+    """Names of the registered blocks in registration order, optionally only those of one ``family``."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"list_blocks: family must be one of {FAMILIES} or None, got {family!r}")
+    return [n for n, info in _REGISTRY.items() if family is None or info.family == family]
