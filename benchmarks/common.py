@@ -1,0 +1,103 @@
+"""Measurement helpers shared by the benchmark scripts: interleaved timing and peak memory.
+
+Timings: the variants run in turn, round after round (interleaved), so a slow period of the machine
+hits every variant alike; each variant's median over the rounds is reported, and ratios are medians of
+the per-round ratios.
+
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` around the call. On CPU PyTorch keeps no
+allocator statistics, so the call runs in a fresh Python process and the peak resident set size
+(``ru_maxrss``) it reaches is compared with the peak reached just before the call (after imports,
+set-up and one warm-up call of a *different* tiny input): the difference is the memory the call added.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Callable
+
+import torch
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], *, repeats: int = 15, warmup: int = 2,
+                      device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in interleaved rounds. Returns all samples."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    _sync(device)
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            samples[name].append(time.perf_counter() - t0)
+    return samples
+
+
+def median(xs) -> float:
+    return statistics.median(xs)
+
+
+def median_ratio(num: list[float], den: list[float]) -> float:
+    """Median over rounds of num[i] / den[i] (the samples come from the same interleaved rounds)."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
+def cuda_peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak CUDA memory allocated during ``fn()`` beyond what was allocated before it."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def cpu_peak_bytes(setup: str, call: str, *, warm: str | None = None) -> int:
+    """Peak resident memory that ``call`` adds, measured in a fresh Python process.
+
+    ``setup`` builds everything ``call`` needs (modules, inputs); ``warm`` (optional) runs once before
+    the measurement on a small input, so one-time costs (kernels, thread pools) are not counted.
+    """
+    code = "\n".join([
+        "import json, resource, torch",
+        "torch.set_num_threads(torch.get_num_threads())",
+        textwrap.dedent(setup),
+        textwrap.dedent(warm or ""),
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss",
+        textwrap.dedent(call),
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss",
+        "print(json.dumps({'bytes': (after - before) * 1024}))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory measurement failed:\n{out.stderr[-2000:]}")
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["bytes"])
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    """Print rows (dicts) as a Markdown table with the given columns."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
