@@ -36,8 +36,10 @@ def check_divisible(channels: int, groups: int, channels_name: str, groups_name:
         raise ValueError(f"{channels_name}={channels} must be divisible by {groups_name}={groups}")
 
 
-def reduced_width(channels: int, reduction, *, minimum: int = 1, argument: str = "reduction") -> int:
+def reduced_width(channels: int, reduction, *, minimum: int = 0, argument: str = "reduction") -> int:
     """The reduced width ``C_r = max(floor(C / r), minimum)`` used by every squeeze-excite style MLP.
+
+    ``minimum`` is a paper's lower bound (SK's ``L``, coordinate attention's 8); without one, no clamping.
 
     Raises ``ValueError`` (naming ``argument``) when ``r`` is not a positive number or when the width
     would be 0, instead of silently building a layer with no units.
