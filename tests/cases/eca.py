@@ -1,0 +1,5 @@
+from . import Case
+
+CASES = [
+    Case("eca", captured={"gate": lambda B, C, H, W: (B, C, 1, 1)}),
+]
