@@ -1,0 +1,308 @@
+"""Non-local block.
+
+Paper: Wang, Girshick, Gupta, He, "Non-local Neural Networks", CVPR 2018, arXiv:1711.07971.
+
+Idea: the response at each position is a weighted sum of (embedded) features at *all* positions, with
+weights given by a pairwise affinity f(x_i, x_j), normalised by C(x); the result passes through a 1x1
+convolution and BatchNorm and is added back to the input. With BN's scale initialised to 0, the block
+starts as the identity and can be inserted into a pre-trained network.
+
+Equations (book labels):
+    nonlocal-theta      θ(x_i) = W_θ x_i + b_θ                   (queries)
+    nonlocal-phi        φ(x_j) = W_φ x_j (+ b_φ)                 (keys)
+    nonlocal-g          g(x_j) = W_g x_j + b_g                   (values)
+    nonlocal-subsample  2x2 max pooling of φ and g (1-D: 2, 3-D: (1, 2, 2)), N -> M keys
+    nonlocal-pairwise   f(x_i, x_j): exp(θ_iᵀφ_j), exp(x_iᵀx_j), θ_iᵀφ_j or ReLU(w_fᵀ[θ_i; φ_j])
+    nonlocal-normalise  a_ij = f_ij / C(x): softmax over j, or divide by M
+    nonlocal-aggregate  y_i = Σ_j a_ij g(x_j)
+    nonlocal-out        z_i = BN(W_z y_i) + x_i
+
+Computation (``implementation``):
+    * ``"fast"`` (default): no M x N matrix is built.
+      - embedded Gaussian and Gaussian: ``torch.nn.functional.scaled_dot_product_attention`` on 4-D
+        contiguous ``(B, 1, N, d)`` tensors (on CPU only that layout takes the fused O(N)-memory kernel;
+        3-D or strided inputs silently fall back to a path that builds the matrix). In Gaussian mode the
+        values (width C/2) are zero-padded to the key width C, because the fused kernel needs equal widths.
+      - dot product: associativity, y = θ (φᵀ g) / M, linear in N.
+      - concatenation: ReLU(a_i + b_j) with a_i = w_θᵀθ_i, b_j = w_φᵀφ_j does not factor, but sorting the
+        b_j makes it exact in O((N + M) log M) time and O(N + M) memory: for each i only keys with
+        b_j > -a_i contribute, so y_i = (a_i Σ_{b_j > -a_i} g_j + Σ_{b_j > -a_i} b_j g_j) / M, two suffix sums
+        read at the position found by binary search.
+    * ``"explicit"``: the equations as written, with the (B, N, M) matrix of a_ij. Every mode supports it;
+      tests tie it to the fast path.
+
+Deviations from the paper:
+    * Optional logit scale 1/sqrt(d) (``scale_logits=True``, off by default): the official Caffe2 code
+      scales the softmax logits by 1/sqrt(C/2); the paper has no scale.
+    * φ has no bias in the softmax modes: adding b_φ adds θ_iᵀb_φ to every logit of row i, which the softmax
+      cancels, so that bias would have no effect (and no gradient). It is kept in the dot-product and
+      concatenation modes, where it matters.
+    * Sub-sampling pools *after* φ and g (as the paper says); the official code pools the input before φ
+      and g, which is not the same for a learned 1x1 convolution.
+    * C(x) for the dot-product and concatenation modes is M, the number of key positions (N without
+      sub-sampling), so that a_ij sums over the same positions it is divided by.
+    * Initialisation follows the official code: 1x1 convolutions (and w_f) ~ N(0, 0.01²), biases 0,
+      BN scale and shift 0.
+
+Book chapter: ``book/nonlocal.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import register
+from ..validation import check_choice, reduced_width
+from .base import AttentionBlock
+
+MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
+IMPLEMENTATIONS = ("fast", "explicit")
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_POOL = {1: (nn.MaxPool1d, 2), 2: (nn.MaxPool2d, (2, 2)), 3: (nn.MaxPool3d, (1, 2, 2))}
+_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def _tokens(t: torch.Tensor) -> torch.Tensor:
+    """(B, c, *spatial) -> (B, 1, positions, c), contiguous: the layout the fused SDPA kernel needs."""
+    return t.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
+
+
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+@register("nonlocal", family="context", paper="Non-local Neural Networks", year=2018, arxiv="1711.07971",
+          chapter="nonlocal")
+class NonLocal(AttentionBlock):
+    r"""Non-local block (1-D, 2-D or 3-D).
+
+    .. math::
+        y_i = \frac{1}{\mathcal{C}(x)} \sum_{j} f(x_i, x_j)\, g(x_j), \qquad
+        z_i = \mathrm{BN}(W_z y_i) + x_i
+
+    with, per ``mode``, :math:`f = e^{\theta_i^\top \phi_j}` (embedded Gaussian),
+    :math:`e^{x_i^\top x_j}` (Gaussian), :math:`\theta_i^\top \phi_j` (dot product) or
+    :math:`\mathrm{ReLU}(w_f^\top [\theta_i; \phi_j])` (concatenation); :math:`\mathcal{C}(x) = \sum_j f`
+    (a softmax over j) for the first two and :math:`M` (the number of key positions) for the last two.
+    :math:`\theta, \phi, g` are 1x1 convolutions :math:`C \to C_r = \lfloor C/2 \rfloor`; with
+    ``sub_sample`` the keys :math:`\phi` and values :math:`g` are max-pooled 2x2, so :math:`M = N/4`.
+
+    Args:
+        channels: C, the number of input (and output) channels.
+        mode: the pairwise function f: ``"embedded_gaussian"`` (paper default), ``"gaussian"``,
+            ``"dot_product"`` or ``"concatenation"``.
+        dimension: 1, 2 or 3: inputs (B, C, L), (B, C, H, W) or (B, C, T, H, W).
+        sub_sample: max-pool φ and g (kernel 2; (1, 2, 2) in 3-D), as in the paper. Default True.
+        reduction: the inner width is :math:`C_r = \lfloor C / \text{reduction} \rfloor` (paper: 2).
+        scale_logits: multiply the softmax logits by :math:`1/\sqrt{d}` (d = width of θ: C_r, or C in
+            Gaussian mode), as the official code does. Only for the two softmax modes. Default False.
+        implementation: ``"fast"`` (default: SDPA / associativity / sorted prefix sums, no M x N matrix)
+            or ``"explicit"`` (builds the (B, N, M) matrix; equation-shaped).
+
+    Shape:
+        - Input: :math:`(B, C, H, W)` (``dimension=2``; :math:`(B, C, L)` for 1, :math:`(B, C, T, H, W)`
+          for 3). With ``sub_sample`` each pooled axis (L, or H and W) must be at least 2.
+        - Output: same as the input.
+
+    Attributes:
+        theta: :math:`W_\theta, b_\theta`, 1x1 conv ``C -> C_r`` (absent in Gaussian mode).
+        phi: :math:`W_\phi`, 1x1 conv ``C -> C_r``, bias only in the dot-product and concatenation modes
+            (absent in Gaussian mode).
+        g: :math:`W_g, b_g`, 1x1 conv ``C -> C_r``.
+        concat_project: :math:`w_f`, ``nn.Linear(2 C_r, 1, bias=False)`` (concatenation mode only).
+        out_conv: :math:`W_z`, 1x1 conv ``C_r -> C``.
+        bn: BatchNorm over C with its scale initialised to 0, so the block starts as the identity.
+
+    Captured:
+        ``attention``: :math:`a_{ij}` for the query positions requested through
+        ``attnlib.capture(..., queries=[(row, col), ...])`` (fractions of the input's H, W; default the
+        centre), shape :math:`(B, Q, H', W')` where :math:`(H', W')` is the grid the *keys* live on:
+        :math:`(H, W)` without sub-sampling, :math:`(\lfloor H/2 \rfloor, \lfloor W/2 \rfloor)` with it.
+        1-D: :math:`(B, Q, L')`, the query at fraction ``col`` of L. 3-D: :math:`(B, Q, T, H', W')`, the
+        query in the middle frame :math:`\lfloor T/2 \rfloor`. Only the Q requested rows are computed.
+
+    Batch size 1 in training mode works (the BatchNorm sees every position of the sample).
+
+    Example:
+        >>> import torch, attnlib
+        >>> block = attnlib.create_block("nonlocal", 64)
+        >>> x = torch.randn(2, 64, 16, 12)
+        >>> torch.equal(block(x), x)   # identity at initialisation (BN scale 0)
+        True
+        >>> with attnlib.capture(block, queries=[(0.5, 0.5), (0.0, 0.0)]) as maps:
+        ...     _ = block(x)
+        >>> maps[""]["attention"].shape   # keys on the 2x2-pooled grid
+        torch.Size([2, 2, 8, 6])
+    """
+
+    def __init__(self, channels: int, *, mode: str = "embedded_gaussian", dimension: int = 2,
+                 sub_sample: bool = True, reduction: float = 2, scale_logits: bool = False,
+                 implementation: str = "fast"):
+        super().__init__()
+        if isinstance(dimension, bool) or dimension not in (1, 2, 3):
+            raise ValueError(f"NonLocal: dimension must be one of (1, 2, 3), got {dimension!r}")
+        self.channels = channels
+        self.mode = check_choice(mode, "mode", MODES)
+        self.dimension = dimension
+        self.sub_sample = _check_flag(sub_sample, "sub_sample")
+        self.reduction = reduction
+        self.inner_channels = reduced_width(channels, reduction)
+        self.scale_logits = _check_flag(scale_logits, "scale_logits")
+        if scale_logits and mode not in ("embedded_gaussian", "gaussian"):
+            raise ValueError(
+                f"scale_logits=True applies to the softmax modes ('embedded_gaussian', 'gaussian') only; "
+                f"got mode={mode!r}"
+            )
+        self.implementation = check_choice(implementation, "implementation", IMPLEMENTATIONS)
+        self.input_ndim = (dimension + 2,)
+
+        conv, C, C_r = _CONV[dimension], channels, self.inner_channels
+        if mode != "gaussian":
+            self.theta = conv(C, C_r, kernel_size=1)
+            self.phi = conv(C, C_r, kernel_size=1, bias=mode in ("dot_product", "concatenation"))
+        self.g = conv(C, C_r, kernel_size=1)
+        if mode == "concatenation":
+            self.concat_project = nn.Linear(2 * C_r, 1, bias=False)
+        pool, kernel = _POOL[dimension]
+        self.pool = pool(kernel) if sub_sample else nn.Identity()
+        self._pool_kernel = kernel if sub_sample else None
+        self.out_conv = conv(C_r, C, kernel_size=1)
+        self.bn = _BN[dimension](C)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        convs = [self.g, self.out_conv] + ([self.theta, self.phi] if self.mode != "gaussian" else [])
+        for m in convs:
+            nn.init.normal_(m.weight, std=0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        if self.mode == "concatenation":
+            nn.init.normal_(self.concat_project.weight, std=0.01)
+        self.bn.reset_parameters()
+        nn.init.zeros_(self.bn.weight)  # block starts as the identity
+
+    # ----------------------------------------------------------------------------------------- helpers
+    @property
+    def _logit_scale(self) -> float:
+        width = self.channels if self.mode == "gaussian" else self.inner_channels
+        return 1.0 / math.sqrt(width) if self.scale_logits else 1.0
+
+    def _check_size(self, x: torch.Tensor) -> None:
+        if self._pool_kernel is None:
+            return
+        kernel = (self._pool_kernel,) if isinstance(self._pool_kernel, int) else self._pool_kernel
+        for axis, k in zip(range(2, x.dim()), kernel):
+            if x.shape[axis] < k:
+                raise ValueError(
+                    f"NonLocal with sub_sample=True pools by {self._pool_kernel}: every pooled axis must be at "
+                    f"least 2; got input shape {tuple(x.shape)} (use sub_sample=False for such small inputs)"
+                )
+
+    def embed(self, x: torch.Tensor):
+        """Queries, keys and values as contiguous 4-D tensors (B, 1, N, d), (B, 1, M, d), (B, 1, M, C_r),
+        and the spatial shape of the key grid."""
+        if self.mode == "gaussian":
+            q_map, k_map = x, self.pool(x)                  # θ = φ = identity, eq. nonlocal-subsample: (B, C, H', W')
+        else:
+            q_map = self.theta(x)                           # queries, eq. nonlocal-theta: (B, C_r, H, W)
+            k_map = self.pool(self.phi(x))                  # keys, eq. nonlocal-phi: (B, C_r, H', W')
+        v_map = self.pool(self.g(x))                        # values, eq. nonlocal-g: (B, C_r, H', W')
+        q = _tokens(q_map)                                  # eq. nonlocal-theta: (B, 1, N, C_r)
+        k = _tokens(k_map)                                  # eq. nonlocal-phi: (B, 1, M, C_r)
+        v = _tokens(v_map)                                  # eq. nonlocal-g: (B, 1, M, C_r)
+        return q, k, v, tuple(v_map.shape[2:])
+
+    def _concat_terms(self, q: torch.Tensor, k: torch.Tensor):
+        """a_i = w_θᵀθ_i and b_j = w_φᵀφ_j of the concatenation mode: (B, 1, N) and (B, 1, M)."""
+        w = self.concat_project.weight[0]                   # w_f = [w_θ; w_φ]: (2 C_r,)
+        a = q @ w[: self.inner_channels]                    # eq. nonlocal-pairwise: (B, 1, N)
+        b = k @ w[self.inner_channels:]                     # eq. nonlocal-pairwise: (B, 1, M)
+        return a, b
+
+    def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The normalised weights a_ij for the given query rows: (B, 1, Q, M) for q of shape (B, 1, Q, d).
+
+        This is the explicit formulation: memory grows as Q·M.
+        """
+        M = k.shape[2]
+        if self.mode == "concatenation":
+            a, b = self._concat_terms(q, k)
+            f = torch.relu(a[..., :, None] + b[..., None, :])  # pairwise, eq. nonlocal-pairwise: (B, 1, Q, M)
+            return f / M                                    # normalise by C(x) = M, eq. nonlocal-normalise: (B, 1, Q, M)
+        f = (q @ k.transpose(-2, -1))                       # pairwise logits, eq. nonlocal-pairwise: (B, 1, Q, M)
+        if self.mode == "dot_product":
+            return f / M                                    # normalise by C(x) = M, eq. nonlocal-normalise: (B, 1, Q, M)
+        return torch.softmax(f * self._logit_scale, dim=-1)  # normalise (softmax), eq. nonlocal-normalise: (B, 1, Q, M)
+
+    def aggregate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """y_i = Σ_j a_ij g_j for every query: (B, 1, N, C_r), by ``self.implementation``."""
+        if self.implementation == "explicit":
+            return self.attention_weights(q, k) @ v          # aggregate, eq. nonlocal-aggregate: (B, 1, N, C_r)
+        M = k.shape[2]
+        if self.mode == "embedded_gaussian":
+            return F.scaled_dot_product_attention(q, k, v, scale=self._logit_scale)  # eq. nonlocal-aggregate: (B, 1, N, C_r)
+        if self.mode == "gaussian":
+            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # equal widths for the fused kernel: (B, 1, M, C)
+            y = F.scaled_dot_product_attention(q, k, v_pad, scale=self._logit_scale)  # eq. nonlocal-aggregate: (B, 1, N, C)
+            return y[..., : self.inner_channels]            # drop the zero padding, eq. nonlocal-aggregate: (B, 1, N, C_r)
+        if self.mode == "dot_product":
+            kv = k.transpose(-2, -1) @ v                    # φᵀ g first (associativity), eq. nonlocal-aggregate: (B, 1, C_r, C_r)
+            return (q @ kv) / M                             # θ (φᵀ g) / M, eq. nonlocal-aggregate: (B, 1, N, C_r)
+        return self._concat_sorted(q, k, v)
+
+    def _concat_sorted(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Concatenation mode without the N x M matrix (see the module docstring)."""
+        dtype = v.dtype
+        work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype  # suffix sums in >= fp32
+        a, b = self._concat_terms(q, k)
+        a, b, v = a.squeeze(1).to(work), b.squeeze(1).to(work), v.squeeze(1).to(work)  # (B, N), (B, M), (B, M, C_r)
+        M = b.shape[1]
+        b_sorted, order = torch.sort(b, dim=1)              # keys ordered by b_j: (B, M)
+        v_sorted = v.gather(1, order[..., None].expand_as(v))  # (B, M, C_r)
+        suffix = lambda t: torch.cat([t.flip(1).cumsum(1).flip(1), torch.zeros_like(t[:, :1])], dim=1)  # noqa: E731
+        s_v = suffix(v_sorted)                              # Σ_{s >= k} g_s: (B, M + 1, C_r)
+        s_bv = suffix(b_sorted[..., None] * v_sorted)       # Σ_{s >= k} b_s g_s: (B, M + 1, C_r)
+        first = torch.searchsorted(b_sorted, -a, right=True)  # first key with b_j > -a_i: (B, N)
+        idx = first[..., None].expand(-1, -1, v.shape[-1])  # (B, N, C_r)
+        y = (a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)) / M  # eq. nonlocal-aggregate: (B, N, C_r)
+        return y.to(dtype).unsqueeze(1)                     # (B, 1, N, C_r)
+
+    def _query_indices(self, spatial: tuple[int, ...]) -> list[int]:
+        """Flat query positions for the capture queries (fractions (row, col); None -> centre)."""
+        queries = self._capture_queries or [(0.5, 0.5)]
+        pick = lambda frac, size: min(int(frac * size), size - 1)  # noqa: E731
+        out = []
+        for row, col in queries:
+            if self.dimension == 1:
+                out.append(pick(col, spatial[0]))
+            elif self.dimension == 2:
+                out.append(pick(row, spatial[0]) * spatial[1] + pick(col, spatial[1]))
+            else:
+                T, H, W = spatial
+                out.append(((T // 2) * H + pick(row, H)) * W + pick(col, W))
+        return out
+
+    # ----------------------------------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x, self.channels)
+        self._check_size(x)
+        q, k, v, key_grid = self.embed(x)
+        if self._capturing:
+            rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)
+            a = self.attention_weights(q[:, :, rows], k)    # only the Q requested rows: (B, 1, Q, M)
+            self._record("attention", a.squeeze(1).reshape(x.shape[0], len(rows), *key_grid))  # (B, Q, H', W')
+        y = self.aggregate(q, k, v)                         # eq. nonlocal-aggregate: (B, 1, N, C_r)
+        y = y.squeeze(1).transpose(1, 2).reshape(x.shape[0], self.inner_channels, *x.shape[2:])  # (B, C_r, H, W)
+        return self.bn(self.out_conv(y)) + x                # output and residual, eq. nonlocal-out: (B, C, H, W)
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, mode={self.mode!r}, dimension={self.dimension}, "
+                f"sub_sample={self.sub_sample}, inner_channels={self.inner_channels}, "
+                f"scale_logits={self.scale_logits}, implementation={self.implementation!r}")
