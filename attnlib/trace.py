@@ -1,0 +1,750 @@
+"""Tracing a block: every intermediate tensor of a real forward pass, in order, with its equation label.
+
+:func:`trace_block` runs the module under a :class:`torch.overrides.TorchFunctionMode` and records each
+torch function or tensor method that returns tensors: the operation, the submodule it ran in, its input
+shapes and its output shapes. Shapes always come from running the module, never from a hand-written
+list. For each operation it finds the block's own source line (the innermost Python frame whose file lies
+under ``attnlib/blocks/``) and reads that line's trailing comment, which by house convention reads::
+
+    z = x.mean(dim=(2, 3))  # squeeze, eq. se-squeeze: (B, C)
+                            #   ^ step    ^ label      ^ symbolic shape of the line's result
+
+so each recorded step knows which equation of the book it implements and what each axis means.
+
+What is recorded and what is not:
+
+- recorded: every call returning one or more tensors, reshapes, permutes, views and indexing included
+  (students need them), and the transpose properties ``.T``/``.mT``/``.H``/``.mH``;
+- skipped: calls that return no tensor (``size``, ``dim``, ``is_floating_point``, ``shape``), other
+  property reads (``.data``, ``.grad_fn``), and in-place updates of a parameter or buffer (e.g. BatchNorm's
+  ``num_batches_tracked += 1`` in training), which are bookkeeping rather than data flow.
+
+A statement with several operations, such as ``s = torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))``,
+gives one step per operation; all share the line's step name and label, and the comment's symbolic
+shape belongs to the last of them (the line's result). The other steps get axis symbols inferred from
+sizes (marked ``"inferred"``): from the symbols of their inputs, then from the symbols bound so far,
+and only where the size identifies one symbol.
+
+Symbols: the input binds ``B, C, H, W`` (``B, C, L`` for 3-D, ``B, C, T, H, W`` for 5-D inputs) and
+``N`` (the number of positions). Every other symbol in a comment (``C_r``, ``K``, ``G``, ...) is bound
+the first time it appears; later appearances and expressions (``H*W``, ``C/2``, ``H+W``) are checked
+against the real sizes, and disagreements are listed in :attr:`Trace.mismatches`.
+
+Example:
+    >>> import torch, attnlib
+    >>> from attnlib.trace import trace_block
+    >>> t = trace_block(attnlib.create_block("se", 64), torch.randn(2, 64, 8, 8))
+    >>> [(s.op, s.label, s.output_shape) for s in t.steps][:2]
+    [('mean', 'se-squeeze', (2, 64)), ('linear', 'se-excite', (2, 4))]
+    >>> t.format_output(0)
+    '(B=2, C=64)'
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import linecache
+import os
+import re
+import sys
+import tokenize
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
+
+__all__ = ["SYMBOLS", "Step", "StepInput", "Trace", "parse_comment", "parse_symbolic", "trace_block"]
+
+#: meaning of each project symbol (shown in the steppers' legends)
+SYMBOLS: dict[str, str] = {
+    "B": "batch: samples in the mini-batch",
+    "C": "channels of the input",
+    "H": "height of the input feature map",
+    "W": "width of the input feature map",
+    "N": "positions: N = H·W",
+    "L": "length of a 1-D input",
+    "T": "time (frames) of a 3-D input",
+    "C_r": "reduced width of a bottleneck, C_r = C / r",
+    "K": "kernels / experts / codewords",
+    "G": "groups",
+    "M": "branches",
+    "d": "width of a fused descriptor",
+    "mip": "intermediate width of coordinate attention",
+    "C_in": "input channels",
+    "C_out": "output channels",
+    "k": "kernel size",
+}
+
+_BLOCKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blocks") + os.sep
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+_THIS_FILE = os.path.abspath(__file__)
+_TRANSPOSE_PROPERTIES = {"T", "mT", "H", "mH"}
+_FULL_COMMENT = re.compile(r"^(?:(?P<step>.*?)\s*,\s*)?eq\.\s*(?P<label>[\w.:\-]+)\s*(?::\s*(?P<shape>.*?))?\s*$")
+_NAMED_SHAPE = re.compile(r"^(?P<step>[^:()#]+?)\s*:\s*(?P<shape>\(.*\))\s*$")
+_SHAPE_ONLY = re.compile(r"^(?P<shape>\(.*\))\s*$")
+
+
+# ----------------------------------------------------------------------------------------- comments
+
+
+def parse_comment(comment: str | None) -> tuple[str | None, str | None, str | None]:
+    """Split a house-style comment into ``(step name, label, symbolic shape)``; missing parts are None.
+
+    Accepted forms: ``"squeeze, eq. se-squeeze: (B, C)"``, ``"squeeze, eq. se-squeeze"``,
+    ``"squeeze: (B, C)"`` and ``"(B, C, 1, 1)"``.
+
+    >>> parse_comment("squeeze, eq. se-squeeze: (B, C)")
+    ('squeeze', 'se-squeeze', '(B, C)')
+    >>> parse_comment("(B, C, 1, 1)")
+    (None, None, '(B, C, 1, 1)')
+    """
+    if not comment:
+        return None, None, None
+    text = comment.lstrip("#").strip()
+    m = _FULL_COMMENT.match(text)
+    if m:
+        return m["step"] or None, m["label"], (m["shape"] or None)
+    m = _NAMED_SHAPE.match(text)
+    if m:
+        return m["step"], None, m["shape"]
+    m = _SHAPE_ONLY.match(text)
+    if m:
+        return None, None, m["shape"]
+    return None, None, None
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def parse_symbolic(symbolic: str | None) -> list[list[str]]:
+    """The axis symbols of a symbolic shape, one list per tensor.
+
+    >>> parse_symbolic("(B, C, 1, 1)")
+    [['B', 'C', '1', '1']]
+    >>> parse_symbolic("(B, C, H, 1), (B, C, 1, W)")
+    [['B', 'C', 'H', '1'], ['B', 'C', '1', 'W']]
+    """
+    if not symbolic:
+        return []
+    groups = []
+    for part in _split_top(symbolic):
+        part = part.strip()
+        if part.startswith("(") and part.endswith(")"):
+            axes = [a for a in _split_top(part[1:-1]) if a]
+            groups.append(axes)
+    return groups
+
+
+class _SourceFile:
+    """Comments and statement ranges of one source file (cached)."""
+
+    def __init__(self, filename: str):
+        self.lines = linecache.getlines(filename)
+        self.comments: dict[int, str] = {}
+        self.statements: list[tuple[int, int]] = []
+        text = "".join(self.lines)
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+                if tok.type == tokenize.COMMENT:
+                    self.comments[tok.start[0]] = tok.string
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            for i, line in enumerate(self.lines, 1):
+                if "#" in line:
+                    self.comments[i] = line[line.index("#"):].rstrip()
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            tree = None
+        if tree is not None:
+            compound = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor,
+                        ast.While, ast.With, ast.AsyncWith, ast.Try)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.stmt) and not isinstance(node, compound):
+                    self.statements.append((node.lineno, node.end_lineno or node.lineno))
+
+    def statement(self, line: int) -> tuple[int, int]:
+        best = (line, line)
+        for start, end in self.statements:
+            if start <= line <= end and (best == (line, line) or end - start < best[1] - best[0]):
+                best = (start, end)
+        return best
+
+    def comment_for(self, line: int) -> tuple[str | None, str]:
+        """The comment describing the statement that contains ``line``, and the statement's text."""
+        start, end = self.statement(line)
+        text = " ".join(self.lines[i - 1].split("#")[0].strip() for i in range(start, end + 1)
+                        if 0 < i <= len(self.lines)).strip()
+        if line in self.comments and any(parse_comment(self.comments[line])):
+            return self.comments[line], text
+        for i in range(end, start - 1, -1):  # the statement's last comment describes its result
+            if i in self.comments and any(parse_comment(self.comments[i])):
+                return self.comments[i], text
+        return self.comments.get(line), text
+
+
+_FILES: dict[str, _SourceFile] = {}
+
+
+def _source_file(filename: str) -> _SourceFile:
+    sf = _FILES.get(filename)
+    if sf is None or not sf.lines:
+        sf = _FILES[filename] = _SourceFile(filename)
+    return sf
+
+
+# ------------------------------------------------------------------------------------------ symbols
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _eval_axis(expr: str, env: dict[str, int]) -> tuple[str, Any]:
+    """``("num", value)``, ``("name", symbol)`` for an unbound lone symbol, or ``("opaque", None)``."""
+    expr = expr.replace("·", "*").replace("×", "*").strip()
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return "opaque", None
+    if isinstance(node, ast.Name) and node.id not in env:
+        return "name", node.id
+
+    def ev(n):
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
+            return n.value
+        if isinstance(n, ast.Name):
+            if n.id in env:
+                return env[n.id]
+            raise _Unknown
+        if isinstance(n, ast.BinOp):
+            a, b = ev(n.left), ev(n.right)
+            if isinstance(n.op, ast.Add):
+                return a + b
+            if isinstance(n.op, ast.Sub):
+                return a - b
+            if isinstance(n.op, ast.Mult):
+                return a * b
+            if isinstance(n.op, (ast.Div, ast.FloorDiv)):
+                return a / b if b else float("nan")
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -ev(n.operand)
+        raise _Unknown
+
+    try:
+        return "num", ev(node)
+    except (_Unknown, ZeroDivisionError, TypeError):
+        return "opaque", None
+
+
+def _matches(value: float, size: int) -> bool:
+    # "/" in a symbolic shape means the integer width the code computes: floor or ceil both accepted
+    return value == size or (value != int(value) and size in (int(value), int(value) + 1))
+
+
+def _input_env(shape: Sequence[int]) -> dict[str, int]:
+    names = {2: "BC", 3: ("B", "C", "L"), 4: "BCHW", 5: "BCTHW"}.get(len(shape))
+    env: dict[str, int] = {}
+    if names is None:
+        return env
+    env.update(zip(names, shape))
+    if len(shape) >= 3:
+        n = 1
+        for s in shape[2:]:
+            n *= s
+        env["N"] = n
+    return env
+
+
+def _axis_symbols(names: Sequence[str], shape: Sequence[int]) -> tuple[str | None, ...]:
+    return tuple(names)[: len(shape)] + (None,) * (len(shape) - len(names))
+
+
+def format_shape(shape: Sequence[int], symbols: Sequence[str | None] | None = None) -> str:
+    """``(B=2, C=64, 1, 1)``: each size with the symbol it stands for, where one is known.
+
+    >>> format_shape((2, 64, 1, 1), ("B", "C", "1", None))
+    '(B=2, C=64, 1, 1)'
+    """
+    parts = []
+    for i, size in enumerate(shape):
+        sym = symbols[i] if symbols is not None and i < len(symbols) else None
+        if sym is None or sym == str(size):
+            parts.append(str(size))
+        else:
+            parts.append(f"{sym}={size}")
+    return "(" + ", ".join(parts) + (",)" if len(parts) == 1 else ")")
+
+
+# -------------------------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """One tensor argument of a step.
+
+    Attributes:
+        shape: its shape.
+        name: ``"x"`` for the block's input, a parameter or buffer name (``"fc1.weight"``), else None.
+        from_step: index of the step that produced it, or None (block input, parameter, constant).
+        symbols: axis symbols (from the producing step or the input), None where unknown.
+    """
+
+    shape: tuple[int, ...]
+    name: str | None = None
+    from_step: int | None = None
+    symbols: tuple[str | None, ...] = ()
+
+    def describe(self) -> str:
+        where = self.name or (f"step {self.from_step + 1}" if self.from_step is not None else "tensor")
+        return f"{where} {format_shape(self.shape, self.symbols)}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation of a traced forward pass.
+
+    Attributes:
+        index: position in the trace (0-based).
+        op: the torch function or tensor method (``"mean"``, ``"linear"``, ``"__getitem__"``, ``"view"``).
+        module: qualified name of the submodule the op ran in (``"fc1"``), ``""`` for the block itself.
+        module_type: that submodule's class name (``"Linear"``).
+        name: step name from the source comment (``"squeeze"``), or None.
+        label: equation label from the source comment (``"se-squeeze"``), or None.
+        symbolic: the comment's symbolic shape, on the step that produces the line's result; else None.
+        inputs: the tensor arguments (:class:`StepInput`).
+        outputs: the output shapes (one per returned tensor).
+        output_symbols: axis symbols of each output, None where unknown.
+        symbols_from: ``"comment"`` when the symbols come from the source comment, ``"inferred"`` when
+            guessed from sizes, ``None`` when no axis got a symbol.
+        source: the text of the source statement (comment removed).
+        location: ``"attnlib/blocks/se.py:78"``.
+        function: the Python function holding that line (``"SqueezeExcitation.gate"``).
+        comment: the raw trailing comment of that line, or None.
+        mismatch: why the comment's symbolic shape disagrees with the real output, or None.
+    """
+
+    index: int
+    op: str
+    module: str
+    module_type: str
+    name: str | None
+    label: str | None
+    symbolic: str | None
+    inputs: tuple[StepInput, ...]
+    outputs: tuple[tuple[int, ...], ...]
+    output_symbols: tuple[tuple[str | None, ...], ...]
+    symbols_from: str | None
+    source: str
+    location: str
+    function: str
+    comment: str | None
+    mismatch: str | None = None
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The shape of the (first) output."""
+        return self.outputs[0]
+
+    @property
+    def op_display(self) -> str:
+        """``"linear in fc1 (Linear)"``, or just the op for the block's own code."""
+        op = _display_op(self.op)
+        return f"{op} in {self.module} ({self.module_type})" if self.module else op
+
+    def format_output(self, k: int = 0) -> str:
+        return format_shape(self.outputs[k], self.output_symbols[k] if k < len(self.output_symbols) else None)
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "op": self.op,
+            "module": self.module,
+            "module_type": self.module_type,
+            "name": self.name,
+            "label": self.label,
+            "symbolic": self.symbolic,
+            "inputs": [
+                {"shape": list(i.shape), "name": i.name, "from_step": i.from_step, "symbols": list(i.symbols)}
+                for i in self.inputs
+            ],
+            "outputs": [list(o) for o in self.outputs],
+            "output_symbols": [list(s) for s in self.output_symbols],
+            "symbols_from": self.symbols_from,
+            "source": self.source,
+            "location": self.location,
+            "function": self.function,
+            "comment": self.comment,
+            "mismatch": self.mismatch,
+        }
+
+
+_OP_NAMES = {"__getitem__": "getitem [ ]", "__setitem__": "setitem [ ]=", "__matmul__": "matmul @",
+             "__rmatmul__": "matmul @", "__truediv__": "div /", "__rtruediv__": "div /", "__pow__": "pow **",
+             "__rsub__": "sub -", "__radd__": "add +", "__rmul__": "mul *", "__neg__": "neg -"}
+
+
+def _display_op(op: str) -> str:
+    return _OP_NAMES.get(op, op.strip("_") if op.startswith("__") else op)
+
+
+@dataclass
+class Trace:
+    """The recorded forward pass of one block on one input (see :func:`trace_block`).
+
+    Attributes:
+        block: registry name of the block (or its class name when it is not registered).
+        module: ``repr`` of the module (its hyper-parameters).
+        input_shape: shape of the input.
+        outputs: shapes of the tensors the module returned.
+        steps: the recorded :class:`Step` list, in execution order.
+        env: the symbols bound during the trace (``{"B": 2, "C": 64, ...}``).
+    """
+
+    block: str
+    module: str
+    input_shape: tuple[int, ...]
+    outputs: tuple[tuple[int, ...], ...]
+    steps: list[Step] = field(default_factory=list)
+    env: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the module's (first) output."""
+        return self.outputs[0]
+
+    @property
+    def unlabelled(self) -> int:
+        """How many steps have no equation label (their source line has no ``eq.`` comment)."""
+        return sum(1 for s in self.steps if s.label is None)
+
+    @property
+    def mismatches(self) -> list[str]:
+        """Steps whose comment's symbolic shape disagrees with the shape the module really produced."""
+        return [f"step {s.index + 1} ({s.location}): {s.mismatch}" for s in self.steps if s.mismatch]
+
+    @property
+    def labels(self) -> list[str]:
+        """The equation labels in order of first use."""
+        return list(dict.fromkeys(s.label for s in self.steps if s.label))
+
+    def find(self, label: str) -> list[Step]:
+        """The steps implementing equation ``label``."""
+        return [s for s in self.steps if s.label == label]
+
+    def format_output(self, index: int, k: int = 0) -> str:
+        return self.steps[index].format_output(k)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __getitem__(self, index: int) -> Step:
+        return self.steps[index]
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict of the whole trace."""
+        return {
+            "block": self.block,
+            "module": self.module,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "outputs": [list(o) for o in self.outputs],
+            "env": dict(self.env),
+            "unlabelled": self.unlabelled,
+            "mismatches": self.mismatches,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    def to_markdown(self) -> str:
+        """A Markdown table: one row per step."""
+        def cell(text) -> str:
+            return str(text).replace("|", "\\|").replace("\n", " ")
+
+        rows = [
+            f"**{cell(self.module)}**, input {format_shape(self.input_shape, _axis_symbols(list(_input_env(self.input_shape))[:len(self.input_shape)], self.input_shape))}"
+            f" → output {format_shape(self.output_shape)}",
+            "",
+            "| # | step | eq. | op | inputs | output | code |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for s in self.steps:
+            ins = ", ".join(i.describe() for i in s.inputs)
+            outs = ", ".join(s.format_output(k) for k in range(len(s.outputs)))
+            rows.append(f"| {s.index + 1} | {cell(s.name or '')} | {cell(s.label or '')} | {cell(s.op_display)} | "
+                        f"{cell(ins)} | {cell(outs)} | {'`' + cell(s.source) + '`' if s.source else ''} |")
+        return "\n".join(rows)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return (f"Trace({self.block}: {len(self.steps)} steps, input {tuple(self.input_shape)} -> "
+                f"output {tuple(self.output_shape)}, unlabelled={self.unlabelled})")
+
+
+# ------------------------------------------------------------------------------------------ tracing
+
+
+@dataclass
+class _Raw:
+    op: str
+    module: str
+    module_type: str
+    inputs: list[tuple[tuple[int, ...], str | None, int | None]]
+    outputs: list[tuple[int, ...]]
+    filename: str | None
+    line: int
+    function: str
+    frame_key: tuple
+    lasti: int
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, root: nn.Module, x: torch.Tensor, stop_code):
+        super().__init__()
+        self.raw: list[_Raw] = []
+        self.module_stack: list[tuple[str, str]] = []
+        self.named = {id(t): n for n, t in list(root.named_parameters()) + list(root.named_buffers())}
+        self.produced: dict[int, int] = {id(x): -1}
+        self.keep: list[torch.Tensor] = [x]  # keeps recorded tensors alive so their ids stay unique
+        self.stop_code = stop_code
+
+    def _where(self):
+        frame = sys._getframe(2)
+        fallback = None
+        while frame is not None and frame.f_code is not self.stop_code:
+            fn = frame.f_code.co_filename
+            if fn.startswith(_BLOCKS_DIR):
+                return frame
+            if fallback is None and not fn.startswith(_TORCH_DIR) and fn != _THIS_FILE:
+                fallback = frame
+            frame = frame.f_back
+        return fallback
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = getattr(func, "__name__", None) or type(func).__name__
+        if name == "__get__":
+            name = getattr(getattr(func, "__self__", None), "__name__", "__get__")
+            if name not in _TRANSPOSE_PROPERTIES:
+                return out
+        if name == "__setitem__" and args and isinstance(args[0], torch.Tensor):
+            results = [args[0]]
+        else:
+            results = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if not results:
+            return out
+        if (name.endswith("_") and not name.endswith("__") and args and isinstance(args[0], torch.Tensor)
+                and id(args[0]) in self.named):
+            return out  # in-place bookkeeping on a parameter or buffer (e.g. num_batches_tracked)
+        inputs = []
+        for t in tree_leaves((args, kwargs)):
+            if isinstance(t, torch.Tensor):
+                src = self.produced.get(id(t))
+                inputs.append((tuple(t.shape), self.named.get(id(t)) or ("x" if src == -1 else None),
+                               src if src is not None and src >= 0 else None))
+        frame = self._where()
+        if frame is not None:
+            code = frame.f_code
+            fn, line = code.co_filename, frame.f_lineno
+            func_name = getattr(code, "co_qualname", code.co_name)
+            key, lasti = (id(frame), fn, line), frame.f_lasti
+        else:
+            fn, line, func_name, key, lasti = None, 0, "", (None, None, 0), 0
+        module, module_type = self.module_stack[-1] if self.module_stack else ("", "")
+        index = len(self.raw)
+        self.raw.append(_Raw(name, module, module_type, inputs, [tuple(t.shape) for t in results], fn, line,
+                             func_name, key, lasti))
+        for t in results:
+            self.produced[id(t)] = index
+            self.keep.append(t)
+        return out
+
+
+def _relpath(filename: str | None) -> str:
+    if not filename:
+        return ""
+    pkg_root = os.path.dirname(os.path.dirname(_THIS_FILE)) + os.sep
+    return filename[len(pkg_root):] if filename.startswith(pkg_root) else os.path.basename(filename)
+
+
+def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[Step], dict[str, int]]:
+    env = _input_env(input_shape)
+    in_syms = _axis_symbols(list(env)[: len(input_shape)], input_shape)
+    # a line's comment describes the result of its last operation: group consecutive ops of one line run
+    last_of_group = [True] * len(raw)
+    for i in range(len(raw) - 1):
+        a, b = raw[i], raw[i + 1]
+        if a.frame_key == b.frame_key and a.frame_key[0] is not None and b.lasti >= a.lasti:
+            last_of_group[i] = False
+    steps: list[Step] = []
+    for i, r in enumerate(raw):
+        comment, text = (None, "")
+        if r.filename:
+            comment, text = _source_file(r.filename).comment_for(r.line)
+        step_name, label, symbolic = parse_comment(comment)
+        inputs = []
+        for shape, nm, src in r.inputs:
+            if src is not None:
+                syms = steps[src].output_symbols[0] if steps[src].outputs[0] == shape else (None,) * len(shape)
+                for k, o in enumerate(steps[src].outputs):
+                    if o == shape:
+                        syms = steps[src].output_symbols[k]
+                        break
+            elif nm == "x" and shape == tuple(input_shape):
+                syms = in_syms
+            else:
+                syms = (None,) * len(shape)
+            inputs.append(StepInput(shape, nm, src, tuple(syms)))
+        mismatch = None
+        groups = parse_symbolic(symbolic) if last_of_group[i] else []
+        out_syms: list[tuple[str | None, ...]] = []
+        symbols_from = None
+        if groups:
+            if len(groups) == 1 and len(r.outputs) > 1:
+                groups = groups * len(r.outputs)
+            problems = []
+            if len(groups) != len(r.outputs):
+                problems.append(f"comment gives {len(groups)} shapes for {len(r.outputs)} outputs")
+            for k, shape in enumerate(r.outputs):
+                axes = groups[k] if k < len(groups) else []
+                if axes and len(axes) != len(shape):
+                    problems.append(f"comment {symbolic} has {len(axes)} axes, output has shape {shape}")
+                    out_syms.append(_infer(shape, inputs, env))
+                    continue
+                syms = []
+                for expr, size in zip(axes, shape):
+                    kind, value = _eval_axis(expr, env)
+                    if kind == "name":
+                        env[value] = size
+                    elif kind == "num" and not _matches(value, size):
+                        problems.append(f"axis {expr} should be {value:g} but is {size}")
+                    syms.append(expr)
+                out_syms.append(tuple(syms) if axes else _infer(shape, inputs, env))
+            mismatch = "; ".join(problems) or None
+            symbols_from = "comment"
+        else:
+            out_syms = [_infer(shape, inputs, env) for shape in r.outputs]
+            if any(s is not None for syms in out_syms for s in syms):
+                symbols_from = "inferred"
+        steps.append(Step(
+            index=i, op=r.op, module=r.module, module_type=r.module_type, name=step_name, label=label,
+            symbolic=symbolic if last_of_group[i] else None, inputs=tuple(inputs), outputs=tuple(r.outputs),
+            output_symbols=tuple(out_syms), symbols_from=symbols_from, source=text,
+            location=f"{_relpath(r.filename)}:{r.line}" if r.filename else "", function=r.function,
+            comment=comment, mismatch=mismatch,
+        ))
+    return steps, env
+
+
+def _infer(shape: tuple[int, ...], inputs: list[StepInput], env: dict[str, int]) -> tuple[str | None, ...]:
+    """Axis symbols for an output without a comment. Each axis takes the symbol of the same axis of an
+    input of the same rank and size; otherwise its size is looked up among the inputs' symbols, then
+    among the bound symbols, and kept only where exactly one unused symbol matches."""
+    data = [inp for inp in inputs if (inp.name is None or inp.name == "x") and any(inp.symbols)]
+    local: dict[int, set[str]] = {}
+    for inp in data:
+        for sym, size in zip(inp.symbols, inp.shape):
+            if sym is not None and not sym.isdigit():
+                local.setdefault(size, set()).add(sym)
+    bound: dict[int, set[str]] = {}
+    for sym, size in env.items():
+        bound.setdefault(size, set()).add(sym)
+    out: list[str | None] = [None] * len(shape)
+    for i, size in enumerate(shape):  # positional: same axis of an input of the same rank
+        for inp in data:
+            if len(inp.shape) == len(shape) and inp.shape[i] == size and inp.symbols[i] is not None:
+                out[i] = inp.symbols[i]
+                break
+    for i, size in enumerate(shape):  # by size, where unambiguous
+        if out[i] is not None or size == 1:
+            continue
+        cands = (local.get(size) or bound.get(size) or set()) - set(out)
+        if len(cands) == 1 and len(local.get(size) or bound.get(size) or ()) == 1:
+            out[i] = next(iter(cands))
+    return tuple(out)
+
+
+def trace_block(module: nn.Module, x: torch.Tensor | Sequence[int], *, grad: bool = False) -> Trace:
+    """Run ``module`` on ``x`` and record every intermediate tensor, in order.
+
+    Args:
+        module: any ``nn.Module``; for attnlib blocks, each step gets the equation label of the block's
+            source line. The module is run as it is (training or eval mode); nothing in it is changed.
+        x: the input tensor, or a shape such as ``(2, 64, 16, 16)`` for a standard-normal input (seeded).
+        grad: run with autograd enabled (default: under ``torch.no_grad()``, shapes do not depend on it).
+
+    Returns:
+        A :class:`Trace`.
+
+    Raises:
+        TypeError: if ``module`` is not an ``nn.Module`` or ``x`` is neither a tensor nor a shape.
+        whatever the module raises for a bad input (attnlib blocks raise ``ValueError``).
+
+    Example:
+        >>> import attnlib
+        >>> t = trace_block(attnlib.create_block("se", 32, reduction=4), (2, 32, 8, 8))
+        >>> t.output_shape, t.find("se-scale")[0].format_output()
+        ((2, 32, 8, 8), '(B=2, C=32, H=8, W=8)')
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"trace_block(module): module must be an nn.Module, got {type(module).__name__}")
+    if not isinstance(x, torch.Tensor):
+        if isinstance(x, (tuple, list, torch.Size)) and x and all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in x):
+            gen = torch.Generator().manual_seed(0)
+            param = next(module.parameters(), None)
+            dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+            x = torch.randn(tuple(x), generator=gen, dtype=dtype)
+            if param is not None:
+                x = x.to(param.device)
+        else:
+            raise TypeError(f"trace_block(x): x must be a tensor or a shape tuple of ints, got {x!r}")
+
+    name = getattr(module, "registry_name", "") or type(module).__name__
+    handles = []
+
+    def run(mod, inp):
+        return mod(inp)
+
+    recorder = _Recorder(module, x, run.__code__)
+
+    def pre(mod, _args, qual):
+        recorder.module_stack.append((qual, type(mod).__name__))
+
+    def post(_mod, _args, _out):
+        if recorder.module_stack:
+            recorder.module_stack.pop()
+
+    for qual, sub in module.named_modules():
+        if qual:
+            handles.append(sub.register_forward_pre_hook(lambda m, a, q=qual: pre(m, a, q)))
+            handles.append(sub.register_forward_hook(post, always_call=True))
+    try:
+        with torch.set_grad_enabled(grad), recorder:
+            out = run(module, x)
+    finally:
+        for h in handles:
+            h.remove()
+    outputs = tuple(tuple(t.shape) for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+    steps, env = _build_steps(recorder.raw, tuple(x.shape))
+    return Trace(block=name, module=f"{type(module).__name__}({module.extra_repr()})",
+                 input_shape=tuple(x.shape), outputs=outputs, steps=steps, env=env)
