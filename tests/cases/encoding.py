@@ -1,0 +1,7 @@
+from . import Case
+
+CASES = [
+    # output is one residual vector per codeword, (B, K, C), K = 32 by default
+    Case("encoding", out_shape=lambda B, C, H, W: (B, 32, C),
+         captured={"assignments": lambda B, C, H, W: (B, 32, H, W)}),
+]
