@@ -1,0 +1,120 @@
+"""Write each block chapter's Colab notebook from its MyST Markdown source.
+
+Every block chapter ``book/<chapter>.md`` (a MyST Markdown notebook, the page the site builds) has a paired
+``book/<chapter>.ipynb`` beside it: the file Colab opens from the chapter's launch button. This script
+
+1. writes the repository URL of ``_config.yml`` (``repository.url`` at ``repository.branch``) into the
+   chapter's install cell, the line ``ATTNLIB_URL = "git+<url>@<branch>"``, and
+2. converts the ``.md`` to the ``.ipynb`` with jupytext (no outputs: Colab runs it).
+
+Usage (from the repository root)::
+
+    .venv/bin/python book/sync_notebooks.py          # rewrite what is out of date
+    .venv/bin/python book/sync_notebooks.py --check  # exit 1 if anything is out of date, change nothing
+
+``tests/test_book.py`` fails when a pair is out of sync, so run this after editing a chapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+#: parts of _toc.yml that hold no block chapter
+NON_CHAPTER_PARTS = ("Front matter", "Back matter")
+#: the line of the install cell that names what Colab installs
+URL_LINE = re.compile(r'^ATTNLIB_URL = "[^"]*"$', re.MULTILINE)
+
+
+def load_config(root: Path = ROOT) -> dict:
+    return yaml.safe_load((root / "_config.yml").read_text())
+
+
+def install_url(config: dict) -> str:
+    """What the chapters' install cell passes to pip: ``git+<repository.url>@<repository.branch>``."""
+    repo = config["repository"]
+    return f"git+{repo['url'].rstrip('/')}@{repo.get('branch', 'main')}"
+
+
+def toc_files(root: Path = ROOT) -> list[tuple[str | None, str]]:
+    """``(part caption, file)`` for every page of ``_toc.yml``, the root page first (caption None)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    out = [(None, toc["root"])]
+
+    def walk(entries, caption):
+        for entry in entries or []:
+            if "file" in entry:
+                out.append((caption, entry["file"]))
+            walk(entry.get("sections"), caption)
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"), part.get("caption"))
+    walk(toc.get("chapters"), None)
+    return out
+
+
+def block_chapters(root: Path = ROOT) -> list[Path]:
+    """The block chapters' ``.md`` files: every toc page outside the front and back matter."""
+    return [root / f"{file}.md" for caption, file in toc_files(root)[1:] if caption not in NON_CHAPTER_PARTS]
+
+
+def with_url(md_text: str, url: str) -> str:
+    """The chapter text with its install line set to ``url``; raises if the chapter has no install line."""
+    if len(URL_LINE.findall(md_text)) != 1:
+        raise ValueError('a chapter must contain exactly one line ATTNLIB_URL = "..." in its install cell')
+    return URL_LINE.sub(f'ATTNLIB_URL = "{url}"', md_text)
+
+
+def notebook_text(md_path: Path) -> str:
+    """The ``.ipynb`` (JSON text) that jupytext makes of the chapter, without outputs."""
+    nb = jupytext.reads(md_path.read_text(), fmt="md:myst")
+    nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):  # deterministic ids, so an unchanged chapter gives an unchanged file
+        cell.id = f"c{i:03d}-{hashlib.sha1(cell.source.encode()).hexdigest()[:8]}"
+    nb.metadata["colab"] = {"provenance": []}
+    return nbformat.writes(nb) + "\n"
+
+
+def sync(check: bool = False, root: Path = ROOT) -> list[str]:
+    """Bring every pair up to date (or, with ``check``, only report). Returns the out-of-date files."""
+    url = install_url(load_config(root))
+    stale = []
+    for md in block_chapters(root):
+        text = md.read_text()
+        new_text = with_url(text, url)
+        if new_text != text:
+            stale.append(str(md.relative_to(root)))
+            if not check:
+                md.write_text(new_text)
+        ipynb = md.with_suffix(".ipynb")
+        new_nb = notebook_text(md) if not check or new_text == text else None
+        if new_nb is None or not ipynb.exists() or ipynb.read_text() != new_nb:
+            stale.append(str(ipynb.relative_to(root)))
+            if not check:
+                ipynb.write_text(new_nb)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report out-of-date files, change nothing")
+    args = parser.parse_args(argv)
+    stale = sync(check=args.check)
+    verb = "out of date" if args.check else "written"
+    for path in stale:
+        print(f"{verb}: {path}")
+    if not stale:
+        print("all chapter notebooks in sync")
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
