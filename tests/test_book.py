@@ -1,0 +1,294 @@
+"""Fast checks of the book's sources and configuration (no book build here; `make book` builds it).
+
+- every page of ``_toc.yml`` exists; every block chapter has the nine section titles, in order;
+- each chapter's ``.md`` and its Colab ``.ipynb`` are in sync (jupytext's conversion of the ``.md`` against
+  the ``.ipynb``: cell types and sources; outputs and metadata ignored);
+- the install cell of each chapter installs from the URL in ``_config.yml``, only in Colab, and upgrades
+  nothing it should not;
+- ``_config.yml`` keeps the settings that make the build strict and offline;
+- every ``{cite}`` key exists in ``references.bib``, every ``{eq}`` target exists, and every equation label
+  in a block's source comments is a labelled equation of its chapter;
+- the live stepper cell is never executed at build time;
+- ``attnlib.plotting``'s overlay convention.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "book" / "sync_notebooks.py")
+sync_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync_notebooks)
+
+SECTIONS = ["Idea", "Derivation", "Shapes, step by step", "Implementation", "Attention on real images", "Cost",
+            "Pitfalls", "Exercises", "Tests"]
+CHAPTERS = sync_notebooks.block_chapters(ROOT)
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def _markdown_outside_code(text: str) -> str:
+    """The text with fenced blocks whose info string is a code cell or a literal code block removed."""
+    out, fence = [], None
+    for line in text.splitlines():
+        m = re.match(r"^(`{3,}|~{3,})(.*)$", line)
+        if fence is None and m:
+            info = m.group(2).strip()
+            if info.startswith("{code-cell}") or not info.startswith("{"):
+                fence = m.group(1)
+                continue
+        elif fence is not None and line.startswith(fence) and line.strip() == fence:
+            fence = None
+            continue
+        if fence is None:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+# ------------------------------------------------------------------------------------------ toc & sections
+
+
+def test_toc_pages_exist_and_chapters_are_found():
+    for _, file in sync_notebooks.toc_files(ROOT):
+        assert (ROOT / f"{file}.md").exists(), f"_toc.yml lists {file} but {file}.md does not exist"
+    assert CHAPTERS, "no block chapter found in _toc.yml"
+    assert ROOT / "book" / "se.md" in CHAPTERS
+
+
+def test_front_matter_is_there():
+    files = [f for _, f in sync_notebooks.toc_files(ROOT)]
+    for page in ("book/intro", "book/notation", "book/overview"):
+        assert page in files
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_chapter_has_the_nine_sections_in_order(md):
+    text = _markdown_outside_code(md.read_text())
+    titles = re.findall(r"^## (.+?)\s*$", text, flags=re.MULTILINE)
+    assert titles == SECTIONS, f"{md.name}: ## sections {titles}, expected exactly {SECTIONS}"
+    assert len(re.findall(r"^# \S", text, flags=re.MULTILINE)) == 1, f"{md.name}: needs exactly one # title"
+
+
+def test_section_check_would_catch_a_swapped_order():
+    text = "# T\n" + "".join(f"## {s}\n" for s in SECTIONS[:2][::-1] + SECTIONS[2:])
+    titles = re.findall(r"^## (.+?)\s*$", _markdown_outside_code(text), flags=re.MULTILINE)
+    assert titles != SECTIONS
+
+
+# ------------------------------------------------------------------------------------------ notebook pairs
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_md_and_ipynb_are_in_sync(md):
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} missing: run .venv/bin/python book/sync_notebooks.py"
+    from_md = jupytext.reads(md.read_text(), fmt="md:myst")
+    on_disk = nbformat.read(ipynb, as_version=4)
+    a = [(c.cell_type, c.source) for c in from_md.cells]
+    b = [(c.cell_type, c.source) for c in on_disk.cells]
+    assert a == b, f"{ipynb.name} is out of sync with {md.name}: run .venv/bin/python book/sync_notebooks.py"
+    assert all(not c.get("outputs") for c in _code_cells(on_disk)), f"{ipynb.name} should carry no outputs"
+    nbformat.validate(on_disk)
+
+
+def test_sync_check_reports_nothing_stale():
+    assert sync_notebooks.sync(check=True, root=ROOT) == []
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_install_cell_uses_the_configured_url_only_in_colab(md):
+    url = sync_notebooks.install_url(CONFIG)
+    assert url == f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
+    for nb in (jupytext.reads(md.read_text(), fmt="md:myst"), nbformat.read(md.with_suffix(".ipynb"), 4)):
+        first = _code_cells(nb)[0].source
+        found = re.findall(r'^ATTNLIB_URL = "([^"]*)"$', first, flags=re.MULTILINE)
+        assert found == [url], f"{md.name}: install cell URL {found} != _config.yml's {url}"
+        assert 'if "google.colab" in sys.modules:' in first, f"{md.name}: install must be guarded for Colab"
+        assert "pip" in first and "ATTNLIB_URL" in first.split("pip", 1)[1]
+        for forbidden in ("ipywidgets", "--upgrade", " -U", "torch"):
+            assert forbidden not in first.split("if \"google.colab\"", 1)[1], (md.name, forbidden)
+        # nothing in a chapter reads files beside the notebook (Colab has none)
+        code = "\n".join(c.source for c in _code_cells(nb))
+        assert "open(" not in code and "read_text(" not in code and "literalinclude" not in code, md.name
+
+
+def test_url_writer_replaces_the_install_line():
+    text = 'x\nATTNLIB_URL = "git+https://example.org/old@dev"\ny\n'
+    assert sync_notebooks.with_url(text, "git+https://e/new@main") == 'x\nATTNLIB_URL = "git+https://e/new@main"\ny\n'
+    with pytest.raises(ValueError):
+        sync_notebooks.with_url("no install line", "u")
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_live_stepper_cells_are_not_executed_at_build_time(md):
+    nb = jupytext.reads(md.read_text(), fmt="md:myst")
+    for cell in _code_cells(nb):
+        if "live_stepper(" in cell.source and "import" not in cell.source.split("live_stepper(")[0].split("\n")[-1]:
+            assert "skip-execution" in cell.metadata.get("tags", []), f"{md.name}: live stepper cell needs skip-execution"
+    sources = "\n".join(c.source for c in _code_cells(nb))
+    assert "static_stepper(" in sources and "live_stepper(" in sources, f"{md.name}: section 3 needs both steppers"
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+def test_config_keeps_the_build_strict_and_offline():
+    ex = CONFIG["execute"]
+    assert ex["execute_notebooks"] == "force"
+    assert ex["raise_on_error"] is True
+    assert ex.get("allow_errors", False) is False
+    assert 30 <= ex["timeout"] <= 60
+    assert CONFIG["only_build_toc_files"] is True
+    excluded = set(CONFIG["exclude_patterns"])
+    for pattern in ("book/*.ipynb", "README.md", "tests", "attnlib", "benchmarks", ".venv"):
+        assert pattern in excluded, f"exclude_patterns lacks {pattern}"
+    ext = CONFIG["parse"]["myst_enable_extensions"]
+    assert "amsmath" in ext and "dollarmath" in ext and "colon_fence" in ext
+    sphinx = CONFIG.get("sphinx", {}) or {}
+    assert "intersphinx_mapping" not in (sphinx.get("config") or {}), "no intersphinx: the build is offline"
+    assert "sphinx.ext.intersphinx" not in (sphinx.get("extra_extensions") or [])
+    assert CONFIG["bibtex_bibfiles"] == ["references.bib"] and (ROOT / "references.bib").exists()
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert CONFIG["repository"]["url"].startswith("https://github.com/")
+    assert CONFIG["repository"].get("path_to_book", "") == ""  # _config.yml at the root: pages are book/<x>
+
+
+def test_toc_root_and_format():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
+
+
+# ------------------------------------------------------------------------------------------ cross-references
+
+BIB_KEYS = set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), flags=re.MULTILINE))
+PAGES = [ROOT / f"{f}.md" for _, f in sync_notebooks.toc_files(ROOT)]
+
+
+def test_bibliography_has_every_paper():
+    eprints = set(re.findall(r"eprint\s*=\s*\{([^}]+)\}", (ROOT / "references.bib").read_text()))
+    for arxiv in ("1709.01507", "1910.03151", "1807.06521", "1903.06586", "1803.02579", "1711.07971",
+                  "1904.11492", "2103.02907", "1912.03458", "2204.10762", "1612.02844", "2210.02093"):
+        assert arxiv in eprints, f"references.bib lacks arXiv:{arxiv}"
+    import attnlib
+
+    for name in attnlib.list_blocks():
+        arxiv = attnlib.block_info(name).arxiv
+        assert arxiv is None or arxiv in eprints, f"block {name}: arXiv {arxiv} missing from references.bib"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids(PAGES))
+def test_every_cite_key_exists(page):
+    text = page.read_text()
+    for roles_keys in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
+        for key in roles_keys.split(","):
+            assert key.strip() in BIB_KEYS, f"{page.name}: {{cite}} key {key.strip()!r} not in references.bib"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids(PAGES))
+def test_every_eq_reference_has_a_label(page):
+    text = page.read_text()
+    labels = set(re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", text, flags=re.MULTILINE))
+    for ref in re.findall(r"\{eq\}`([^`]+)`", text):
+        assert ref in labels, f"{page.name}: {{eq}}`{ref}` has no labelled equation on the page"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_library_equation_labels_are_labelled_equations_of_the_chapter(md):
+    import inspect
+
+    import attnlib
+
+    chapter = md.stem
+    names = [n for n in attnlib.list_blocks() if attnlib.block_info(n).chapter == chapter]
+    assert names, f"no registered block has chapter={chapter!r}"
+    labels = set(re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", md.read_text(), flags=re.MULTILINE))
+    for name in names:
+        source = inspect.getsource(inspect.getmodule(attnlib.block_info(name).cls))
+        used = set(re.findall(r"eq\. ([\w-]+):", source))
+        assert used, f"{name}: no `eq. <label>:` comments in its source"
+        assert used <= labels, f"{md.name}: labels {sorted(used - labels)} used by {name}'s code have no equation"
+
+
+# ------------------------------------------------------------------------------------------ plotting
+
+
+@pytest.fixture
+def ax():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+def test_overlay_upsamples_normalises_and_labels(ax):
+    import numpy as np
+    import torch
+
+    from attnlib import plotting
+
+    img = np.zeros((30, 40, 3), np.uint8)
+    m = torch.arange(6.0).reshape(1, 1, 2, 3) * 10 + 5
+    im = plotting.overlay(ax, img, m)
+    arr = np.asarray(im.get_array())
+    assert arr.shape == (30, 40)
+    assert arr.min() == pytest.approx(0.0) and arr.max() == pytest.approx(1.0)
+    expected = torch.nn.functional.interpolate(m, size=(30, 40), mode="bilinear", align_corners=False)[0, 0]
+    expected = (expected - expected.min()) / (expected.max() - expected.min())
+    np.testing.assert_allclose(arr, expected.numpy(), atol=1e-6)
+    cbar_label = ax.figure.axes[-1].get_ylabel()
+    assert "min-max" in cbar_label
+    assert im.get_cmap().name == plotting.CMAP
+
+
+def test_overlay_raw_values_and_errors(ax):
+    import numpy as np
+
+    from attnlib import plotting
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    im = plotting.overlay(ax, img, np.full((2, 2), 3.0), normalise="none", colorbar=True)
+    assert np.allclose(im.get_array(), 3.0)
+    assert "raw" in ax.figure.axes[-1].get_ylabel()
+    with pytest.raises(ValueError, match="normalise"):
+        plotting.overlay(ax, img, np.ones((2, 2)), normalise="max")
+    with pytest.raises(ValueError, match="attention_map"):
+        plotting.overlay(ax, img, np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="image"):
+        plotting.overlay(ax, np.zeros((8, 8, 5)), np.ones((2, 2)))
+
+
+def test_gate_bars_and_flow_diagram(ax):
+    import torch
+
+    from attnlib import plotting
+
+    bars = plotting.gate_bars(ax, torch.full((1, 5, 1, 1), 0.25), highlight=[3])
+    assert len(bars) == 5 and bars[0].get_height() == pytest.approx(0.25)
+    assert bars[3].get_facecolor() != bars[0].get_facecolor()
+    with pytest.raises(ValueError, match="gate"):
+        plotting.gate_bars(ax, torch.ones(2, 5))
+    with pytest.raises(ValueError, match="highlight"):
+        plotting.gate_bars(ax, torch.ones(5), highlight=[7])
+    assert len(plotting.flow_diagram(ax, [("x", "(B, C)"), ("y", "(B, C)")])) == 2
+    with pytest.raises(ValueError, match="steps"):
+        plotting.flow_diagram(ax, [])
