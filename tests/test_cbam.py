@@ -162,3 +162,14 @@ def test_bad_hyper_parameters(name, kwargs, match):
 def test_bad_channels(name, channels):
     with pytest.raises(ValueError, match="channels"):
         attnlib.create_block(name, channels)
+
+
+def test_spatial_conv_uses_the_official_kaiming_fan_out_init():
+    # fan-out of a (1, 2, 7, 7) kernel is 1 * 7 * 7 = 49: std sqrt(2 / 49) = 0.202 (fan-in would give 0.143)
+    torch.manual_seed(0)
+    sp = attnlib.create_block("cbam_spatial", 8)
+    stds = []
+    for _ in range(40):
+        sp.reset_parameters()
+        stds.append(sp.conv.weight.std().item())
+    assert abs(sum(stds) / len(stds) - (2 / 49) ** 0.5) < 0.02

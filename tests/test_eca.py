@@ -80,6 +80,7 @@ def test_eca_resnet50_released_kernel_sizes_add_80_parameters():
     ({"gamma": 0}, "gamma"),
     ({"gamma": -2}, "gamma"),
     ({"b": float("inf")}, "b must"),
+    ({"gamma": 0, "kernel_size": 3}, "gamma"),
 ])
 def test_bad_hyper_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -12,8 +12,9 @@ convolution and the sigmoid. ``batch_norm=False`` gives the equation as printed.
 differs in two ways offered as options: it concatenates ``[max; avg]`` instead of the paper's
 ``[avg; max]`` (``pool_order="max_avg"``), and its ResNet initialises the spatial BatchNorm's scale γ to 0,
 so that every spatial gate starts at σ(0) = 0.5 (``zero_init_bn=True``). The paper gives no
-initialisation; the MLP keeps PyTorch's default and the 7x7 convolution uses the official code's
-Kaiming-normal (fan-in) initialisation.
+initialisation; the MLP keeps PyTorch's default (the official ResNet zeroes its biases) and the 7x7
+convolution uses the official ResNet's Kaiming-normal (fan-out) initialisation. The official spatial
+BatchNorm uses momentum 0.01; this module keeps PyTorch's 0.1.
 
 Equations:
     cbam-channel-pool: F_avg^c, F_max^c = AvgPool(F), MaxPool(F) over H, W, each (B, C)
@@ -176,7 +177,7 @@ class CBAMSpatial(AttentionBlock):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.kaiming_normal_(self.conv.weight)  # official code: Kaiming normal, fan-in
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out")  # official ResNet: Kaiming normal, fan-out
         if self.bn is not None:
             self.bn.reset_parameters()
             if self.zero_init_bn:

@@ -103,11 +103,11 @@ class EfficientChannelAttention(AttentionBlock):
         self.channels = check_positive_int(channels, "channels")
         self.gamma = gamma
         self.b = b
+        adaptive_k = eca_kernel_size(channels, gamma, b)  # validates gamma and b even when overridden
+        self.adaptive = kernel_size is None
         if kernel_size is None:
-            self.adaptive = True
-            self.kernel_size = eca_kernel_size(channels, gamma, b)
+            self.kernel_size = adaptive_k
         else:
-            self.adaptive = False
             check_positive_int(kernel_size, "kernel_size")
             if kernel_size % 2 == 0:
                 raise ValueError(
