@@ -99,14 +99,16 @@ class CBAMChannel(AttentionBlock):
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The channel gate :math:`M_c` of shape (B, C, 1, 1) for an input of shape (B, C, H, W)."""
-        v = torch.stack([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))])  # avg and max pool, eq. cbam-channel-pool: (2, B, C)
+        avg = x.mean(dim=(2, 3))                        # average pool, eq. cbam-channel-pool: (B, C)
+        mx = x.amax(dim=(2, 3))                         # max pool, eq. cbam-channel-pool: (B, C)
+        v = torch.stack([avg, mx])                      # both descriptors, eq. cbam-channel-pool: (2, B, C)
         m = self.fc2(torch.relu(self.fc1(v)))           # shared MLP on both at once, eq. cbam-channel-mlp: (2, B, C)
         s = torch.sigmoid(m.sum(dim=0))                 # sum and sigmoid, eq. cbam-channel-gate: (B, C)
         return s[:, :, None, None]                      # gate map, eq. cbam-channel-gate: (B, C, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
-        s = self.gate(x)
+        s = self.gate(x)                                # channel gate, eq. cbam-channel-gate: (B, C, 1, 1)
         self._record("gate", s)
         return x * s                                    # scale, eq. cbam-channel-scale: (B, C, H, W)
 
@@ -202,7 +204,7 @@ class CBAMSpatial(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
-        s = self.gate(x)
+        s = self.gate(x)                                # spatial gate, eq. cbam-spatial-gate: (B, 1, H, W)
         self._record("gate", s)
         return x * s                                    # scale, eq. cbam-spatial-scale: (B, C, H, W)
 

@@ -129,7 +129,7 @@ class EfficientChannelAttention(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
-        w = self.gate(x)
+        w = self.gate(x)                                # channel gate, eq. eca-excite: (B, C, 1, 1)
         self._record("gate", w)
         return x * w                                    # scale, eq. eca-scale: (B, C, H, W)
 

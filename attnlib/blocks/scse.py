@@ -94,7 +94,7 @@ class ChannelSE(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
-        s = self.gate(x)
+        s = self.gate(x)                                # channel gate, eq. scse-excite: (B, C, 1, 1)
         self._record("gate", s)
         return x * s                                    # scale, eq. scse-channel-scale: (B, C, H, W)
 
@@ -149,7 +149,7 @@ class SpatialSE(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
-        q = self.gate(x)
+        q = self.gate(x)                                # spatial gate, eq. scse-spatial: (B, 1, H, W)
         self._record("gate", q)
         return x * q                                    # scale, eq. scse-spatial-scale: (B, C, H, W)
 

@@ -139,7 +139,8 @@ class SelectiveKernel(AttentionBlock):
 
     def attention(self, u: torch.Tensor) -> torch.Tensor:
         """The branch weights :math:`a` of shape (B, M, C, 1, 1) for stacked branch outputs ``u`` (B, M, C, H, W)."""
-        s = u.sum(dim=1).mean(dim=(2, 3))               # sum branches, then GAP, eq. sk-squeeze: (B, C)
+        fused = u.sum(dim=1)                            # fuse by sum, eq. sk-fuse-sum: (B, C, H, W)
+        s = fused.mean(dim=(2, 3))                      # squeeze, eq. sk-squeeze: (B, C)
         z = torch.relu(self.fc_bn(self.fc(s)))          # compact descriptor, eq. sk-fuse: (B, d)
         logits = self.select(z)                         # A_m z for every branch, eq. sk-select: (B, M C)
         logits = logits.view(-1, self.num_branches, self.out_channels)  # eq. sk-select: (B, M, C)
