@@ -22,8 +22,8 @@ What is recorded and what is not:
 A statement with several operations, such as ``s = torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))``,
 gives one step per operation; all share the line's step name and label, and the comment's symbolic
 shape belongs to the last of them (the line's result). The other steps get axis symbols inferred from
-sizes (marked ``"inferred"``): from the symbols of their inputs, then from the symbols bound so far,
-and only where the size identifies one symbol.
+sizes (marked ``"inferred"``): from the same axis of an input of the same rank, else from the one
+input axis of the same size, and only where the size identifies one symbol.
 
 Symbols: the input binds ``B, C, H, W`` (``B, C, L`` for 3-D, ``B, C, T, H, W`` for 5-D inputs) and
 ``N`` (the number of positions). Every other symbol in a comment (``C_r``, ``K``, ``G``, ...) is bound
@@ -512,18 +512,21 @@ class _Raw:
     filename: str | None
     line: int
     function: str
-    frame_key: tuple
-    lasti: int
+    frame: int | None          # id of the source frame (frames are kept alive, so ids stay unique)
+    ancestors: frozenset       # ids of the frames that called it, up to trace_block
+    lasti: int                 # bytecode offset in the source frame
+    call: int | None           # which submodule call (from the source line) the op ran in, if any
 
 
 class _Recorder(TorchFunctionMode):
     def __init__(self, root: nn.Module, x: torch.Tensor, stop_code):
         super().__init__()
         self.raw: list[_Raw] = []
-        self.module_stack: list[tuple[str, str]] = []
+        self.module_stack: list[tuple[str, str, int, int]] = []  # (name, class, id(module), call number)
+        self.calls = 0
         self.named = {id(t): n for n, t in list(root.named_parameters()) + list(root.named_buffers())}
         self.produced: dict[int, int] = {id(x): -1}
-        self.keep: list[torch.Tensor] = [x]  # keeps recorded tensors alive so their ids stay unique
+        self.keep: list[Any] = [x]  # keeps recorded tensors and frames alive so their ids stay unique
         self.stop_code = stop_code
 
     def _where(self):
@@ -537,6 +540,16 @@ class _Recorder(TorchFunctionMode):
                 fallback = frame
             frame = frame.f_back
         return fallback
+
+    def _call_from(self, frame) -> int | None:
+        """The number of the submodule call made by ``frame``'s current line that the op runs in."""
+        owner = frame.f_locals.get("self")
+        depth = 0
+        for i in range(len(self.module_stack) - 1, -1, -1):
+            if self.module_stack[i][2] == id(owner):
+                depth = i + 1
+                break
+        return self.module_stack[depth][3] if depth < len(self.module_stack) else None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -564,15 +577,20 @@ class _Recorder(TorchFunctionMode):
         frame = self._where()
         if frame is not None:
             code = frame.f_code
-            fn, line = code.co_filename, frame.f_lineno
+            fn, line, lasti = code.co_filename, frame.f_lineno, frame.f_lasti
             func_name = getattr(code, "co_qualname", code.co_name)
-            key, lasti = (id(frame), fn, line), frame.f_lasti
+            ancestors, f = set(), frame.f_back
+            while f is not None and f.f_code is not self.stop_code:
+                ancestors.add(id(f))
+                f = f.f_back
+            frame_id, call = id(frame), self._call_from(frame)
+            self.keep.append(frame)
         else:
-            fn, line, func_name, key, lasti = None, 0, "", (None, None, 0), 0
-        module, module_type = self.module_stack[-1] if self.module_stack else ("", "")
+            fn, line, lasti, func_name, ancestors, frame_id, call = None, 0, 0, "", set(), None, None
+        module, module_type = self.module_stack[-1][:2] if self.module_stack else ("", "")
         index = len(self.raw)
         self.raw.append(_Raw(name, module, module_type, inputs, [tuple(t.shape) for t in results], fn, line,
-                             func_name, key, lasti))
+                             func_name, frame_id, frozenset(ancestors), lasti, call))
         for t in results:
             self.produced[id(t)] = index
             self.keep.append(t)
@@ -586,25 +604,65 @@ def _relpath(filename: str | None) -> str:
     return filename[len(pkg_root):] if filename.startswith(pkg_root) else os.path.basename(filename)
 
 
+def _same_statement_run(a: _Raw, b: _Raw) -> bool:
+    """Whether op ``b`` continues the same execution of the source line as op ``a`` (which ran just before)."""
+    if a.frame is None or b.frame is None or (a.filename, a.line) != (b.filename, b.line):
+        return False
+    if a.frame == b.frame:
+        # later in the same line, or inside the same submodule call made by it; a repeated offset
+        # without a shared submodule call means the line runs again (a loop)
+        return b.lasti > a.lasti or (b.lasti == a.lasti and a.call is not None and a.call == b.call)
+    # a comprehension or generator on the line runs in a frame of its own
+    return a.frame in b.ancestors or b.frame in a.ancestors
+
+
+def _inside(a: _Raw, parent: _Raw) -> bool:
+    """Whether op ``a`` ran in a frame called from ``parent``'s frame on the same source line."""
+    return (a.frame is not None and parent.frame is not None and parent.frame != a.frame
+            and (a.filename, a.line) == (parent.filename, parent.line) and parent.frame in a.ancestors)
+
+
 def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[Step], dict[str, int]]:
     env = _input_env(input_shape)
     in_syms = _axis_symbols(list(env)[: len(input_shape)], input_shape)
-    # a line's comment describes the result of its last operation: group consecutive ops of one line run
-    last_of_group = [True] * len(raw)
-    for i in range(len(raw) - 1):
-        a, b = raw[i], raw[i + 1]
-        if a.frame_key == b.frame_key and a.frame_key[0] is not None and b.lasti >= a.lasti:
-            last_of_group[i] = False
+    # A line's comment describes the line's result: the output of its last op, or, when the comment
+    # lists k shapes and the line's last k ops each return one tensor (``return a[..], b.reshape(..)``),
+    # one shape per op.
+    runs: list[list[int]] = []
+    for i in range(len(raw)):
+        if runs and _same_statement_run(raw[runs[-1][-1]], raw[i]):
+            runs[-1].append(i)
+            # back in the line's own frame after a comprehension looped: the comprehension's
+            # iterations (separate runs) belong to this execution of the line too
+            while len(runs) > 1 and _inside(raw[runs[-2][-1]], raw[i]):
+                runs[-2:] = [runs[-2] + runs[-1]]
+        else:
+            runs.append([i])
+    comments = {}
+    for i, r in enumerate(raw):
+        comments[i] = _source_file(r.filename).comment_for(r.line) if r.filename else (None, "")
+    assigned: dict[int, tuple[str, list[list[str]]]] = {}
+    for run in runs:
+        symbolic = parse_comment(comments[run[-1]][0])[2]
+        shapes = parse_symbolic(symbolic)
+        if not shapes:
+            continue
+        last = raw[run[-1]]
+        if len(shapes) > 1 and len(last.outputs) == 1 and len(run) >= len(shapes) and all(
+                len(raw[j].outputs) == 1 for j in run[-len(shapes):]):
+            for j, axes in zip(run[-len(shapes):], shapes):
+                assigned[j] = (symbolic, [axes])
+        else:
+            assigned[run[-1]] = (symbolic, shapes)
+
     steps: list[Step] = []
     for i, r in enumerate(raw):
-        comment, text = (None, "")
-        if r.filename:
-            comment, text = _source_file(r.filename).comment_for(r.line)
-        step_name, label, symbolic = parse_comment(comment)
+        comment, text = comments[i]
+        step_name, label, _ = parse_comment(comment)
         inputs = []
         for shape, nm, src in r.inputs:
             if src is not None:
-                syms = steps[src].output_symbols[0] if steps[src].outputs[0] == shape else (None,) * len(shape)
+                syms = (None,) * len(shape)
                 for k, o in enumerate(steps[src].outputs):
                     if o == shape:
                         syms = steps[src].output_symbols[k]
@@ -615,7 +673,7 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
                 syms = (None,) * len(shape)
             inputs.append(StepInput(shape, nm, src, tuple(syms)))
         mismatch = None
-        groups = parse_symbolic(symbolic) if last_of_group[i] else []
+        symbolic, groups = assigned.get(i, (None, []))
         out_syms: list[tuple[str | None, ...]] = []
         symbols_from = None
         if groups:
@@ -628,7 +686,7 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
                 axes = groups[k] if k < len(groups) else []
                 if axes and len(axes) != len(shape):
                     problems.append(f"comment {symbolic} has {len(axes)} axes, output has shape {shape}")
-                    out_syms.append(_infer(shape, inputs, env))
+                    out_syms.append(_infer(shape, inputs))
                     continue
                 syms = []
                 for expr, size in zip(axes, shape):
@@ -638,16 +696,16 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
                     elif kind == "num" and not _matches(value, size):
                         problems.append(f"axis {expr} should be {value:g} but is {size}")
                     syms.append(expr)
-                out_syms.append(tuple(syms) if axes else _infer(shape, inputs, env))
+                out_syms.append(tuple(syms) if axes else _infer(shape, inputs))
             mismatch = "; ".join(problems) or None
             symbols_from = "comment"
         else:
-            out_syms = [_infer(shape, inputs, env) for shape in r.outputs]
+            out_syms = [_infer(shape, inputs) for shape in r.outputs]
             if any(s is not None for syms in out_syms for s in syms):
                 symbols_from = "inferred"
         steps.append(Step(
             index=i, op=r.op, module=r.module, module_type=r.module_type, name=step_name, label=label,
-            symbolic=symbolic if last_of_group[i] else None, inputs=tuple(inputs), outputs=tuple(r.outputs),
+            symbolic=symbolic, inputs=tuple(inputs), outputs=tuple(r.outputs),
             output_symbols=tuple(out_syms), symbols_from=symbols_from, source=text,
             location=f"{_relpath(r.filename)}:{r.line}" if r.filename else "", function=r.function,
             comment=comment, mismatch=mismatch,
@@ -655,19 +713,17 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
     return steps, env
 
 
-def _infer(shape: tuple[int, ...], inputs: list[StepInput], env: dict[str, int]) -> tuple[str | None, ...]:
-    """Axis symbols for an output without a comment. Each axis takes the symbol of the same axis of an
-    input of the same rank and size; otherwise its size is looked up among the inputs' symbols, then
-    among the bound symbols, and kept only where exactly one unused symbol matches."""
+def _infer(shape: tuple[int, ...], inputs: list[StepInput]) -> tuple[str | None, ...]:
+    """Axis symbols for an output without a comment. Each axis takes the symbol of the same axis of a
+    data input (not a parameter) of the same rank and size; otherwise, its size is looked up among the
+    data inputs' symbols and kept only where exactly one symbol has that size. Sizes are never matched
+    against all bound symbols: a coincidence (N' = C) would name an axis wrongly."""
     data = [inp for inp in inputs if (inp.name is None or inp.name == "x") and any(inp.symbols)]
     local: dict[int, set[str]] = {}
     for inp in data:
         for sym, size in zip(inp.symbols, inp.shape):
             if sym is not None and not sym.isdigit():
                 local.setdefault(size, set()).add(sym)
-    bound: dict[int, set[str]] = {}
-    for sym, size in env.items():
-        bound.setdefault(size, set()).add(sym)
     out: list[str | None] = [None] * len(shape)
     for i, size in enumerate(shape):  # positional: same axis of an input of the same rank
         for inp in data:
@@ -675,10 +731,8 @@ def _infer(shape: tuple[int, ...], inputs: list[StepInput], env: dict[str, int])
                 out[i] = inp.symbols[i]
                 break
     for i, size in enumerate(shape):  # by size, where unambiguous
-        if out[i] is not None or size == 1:
-            continue
-        cands = (local.get(size) or bound.get(size) or set()) - set(out)
-        if len(cands) == 1 and len(local.get(size) or bound.get(size) or ()) == 1:
+        cands = local.get(size, set())
+        if out[i] is None and size != 1 and len(cands) == 1 and not cands & set(out):
             out[i] = next(iter(cands))
     return tuple(out)
 
@@ -728,7 +782,8 @@ def trace_block(module: nn.Module, x: torch.Tensor | Sequence[int], *, grad: boo
     recorder = _Recorder(module, x, run.__code__)
 
     def pre(mod, _args, qual):
-        recorder.module_stack.append((qual, type(mod).__name__))
+        recorder.calls += 1
+        recorder.module_stack.append((qual, type(mod).__name__, id(mod), recorder.calls))
 
     def post(_mod, _args, _out):
         if recorder.module_stack:

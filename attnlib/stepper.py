@@ -1,0 +1,759 @@
+"""Shape steppers: walk through a block's forward pass one operation at a time.
+
+Both front ends show the same :class:`attnlib.trace.Trace`, recorded by running the real block:
+
+- :func:`static_stepper` traces a registered block for every combination of a grid of settings and
+  returns one self-contained HTML+JavaScript output (no external script, no CDN, unique element ids per
+  output), so the rendered book, without a kernel, still lets a reader change the settings and step
+  forward and back. It works the same in Jupyter, in Colab and on the static site.
+- :func:`live_stepper` builds ipywidgets controls (only widgets found in both ipywidgets 7 and 8) that
+  re-trace the real block whenever a setting changes.
+
+Each step shows its name and the book's equation label (read from the block's source comment), the
+operation and the submodule it ran in, the source line, the input shapes and the output shape with every
+axis named by its symbol (``(B=2, C=64, 1, 1)``), and a legend of what each symbol means.
+
+Example:
+    >>> from attnlib.stepper import static_stepper
+    >>> page = static_stepper("se", {"C": [32, 64], "reduction": [4, 16]}, fixed={"H": 8, "W": 8})
+    >>> "se-squeeze" in page.html and "<script src" not in page.html
+    True
+"""
+
+from __future__ import annotations
+
+import html as _html
+import inspect
+import itertools
+import json
+import uuid
+from typing import Any, Sequence
+
+import torch
+
+from .registry import block_info, create_block
+from .trace import SYMBOLS, Trace, _display_op, format_shape, trace_block
+
+__all__ = ["StepperHTML", "live_stepper", "render_step_html", "render_trace_html", "static_stepper"]
+
+INPUT_KEYS = ("B", "C", "H", "W")
+_INPUT_DEFAULTS = {"C": 64, "H": 16, "W": 16}
+_MAX_COMBINATIONS = 512
+
+
+class StepperHTML:
+    """A self-contained HTML output; Jupyter, Colab and myst-nb display it through ``_repr_html_``.
+
+    Attributes:
+        html: the HTML string (one ``<div>`` with a ``<style>``, the traces as JSON and an inline script).
+        element_id: the id of the root ``<div>``; every other element is found inside it.
+        errors: ``{setting description: error message}`` for the combinations that could not be built.
+    """
+
+    def __init__(self, html: str, element_id: str, errors: dict[str, str] | None = None):
+        self.html = html
+        self.element_id = element_id
+        self.errors = dict(errors or {})
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return f"StepperHTML(id={self.element_id!r}, {len(self.html)} characters)"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _constructor_keys(name: str) -> tuple[str, list[str]]:
+    """The block's first parameter (the channel count) and the names of its other parameters."""
+    cls = block_info(name).cls
+    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    if not params:
+        raise ValueError(f"block {name!r} takes no channel argument; the stepper cannot build it")
+    return params[0].name, [p.name for p in params[1:] if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _build_and_trace(name: str, setting: dict[str, Any], args: Sequence[Any]) -> Trace:
+    """Build the registered block for ``setting`` (B/C/H/W plus constructor keywords) and trace it."""
+    hyper = {k: v for k, v in setting.items() if k not in INPUT_KEYS}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = create_block(name, setting["C"], *args, **hyper)
+    block.eval()
+    return trace_block(block, (setting["B"], setting["C"], setting["H"], setting["W"]))
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _legend(traces: Sequence[Trace]) -> dict[str, str]:
+    used: list[str] = ["B", "C", "H", "W"]
+    for t in traces:
+        used.extend(t.env)
+        for s in t.steps:
+            for syms in s.output_symbols:
+                used.extend(x for x in syms if x)
+    legend = {}
+    for sym in dict.fromkeys(used):
+        if sym in SYMBOLS:
+            legend[sym] = SYMBOLS[sym]
+        elif sym.isidentifier() or "'" in sym:
+            base = sym.rstrip("'")
+            if base in SYMBOLS and sym != base:
+                legend[sym] = SYMBOLS[base] + " after sub-sampling"
+    return legend
+
+
+# -------------------------------------------------------------------------------- compact encoding
+
+
+class _Strings:
+    def __init__(self):
+        self.table: list[str] = [""]
+        self.index: dict[str, int] = {"": 0}
+
+    def __call__(self, text: str | None) -> int:
+        if text is None or text == "":
+            return 0
+        text = str(text)
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.table)
+            self.table.append(text)
+        return i
+
+
+def _encode_trace(trace: Trace, s: _Strings, templates: dict[tuple, int]) -> dict:
+    """Compact JSON of a trace. Each step is ``[template, symbols_from, inputs, outputs, output symbols,
+    mismatch]``; a template holds what does not depend on the sizes (op, module, name, label, symbolic
+    shape, source, location, comment) and is shared by every setting. An input is ``-1`` for the block
+    input ``x``, ``[step, k]`` for output ``k`` of an earlier step, or ``[shape, name]`` otherwise."""
+    steps = []
+    for st in trace.steps:
+        module = f"{st.module} ({st.module_type})" if st.module else ""
+        where = f"{st.location} · {st.function}" if st.location else ""
+        tpl = (s(_display_op(st.op)), s(module), s(st.name), s(st.label), s(st.symbolic), s(st.source), s(where), s(st.comment))
+        t = templates.setdefault(tpl, len(templates))
+        inputs = []
+        for i in st.inputs:
+            if i.name == "x" and i.from_step is None and i.shape == tuple(trace.input_shape):
+                inputs.append(-1)
+            elif i.from_step is not None and i.shape in trace.steps[i.from_step].outputs:
+                inputs.append([i.from_step, trace.steps[i.from_step].outputs.index(i.shape)])
+            else:
+                inputs.append([list(i.shape), s(i.name)])
+        steps.append([t, {"comment": 1, "inferred": 2}.get(st.symbols_from or "", 0), inputs,
+                      [list(o) for o in st.outputs], [[s(x) for x in syms] for syms in st.output_symbols],
+                      s(st.mismatch)])
+    env_syms = list(trace.env)[: len(trace.input_shape)]
+    return {"m": s(trace.module), "i": list(trace.input_shape), "is": [s(x) for x in env_syms],
+            "o": list(trace.output_shape), "u": trace.unlabelled, "st": steps}
+
+
+# ---------------------------------------------------------------------------------------- the page
+
+_CSS = """
+.attnlib-stepper{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:14px;line-height:1.45;
+ border:1px solid rgba(128,128,128,.45);border-radius:6px;padding:10px 12px;margin:8px 0;max-width:100%;
+ box-sizing:border-box;outline:none}
+.attnlib-stepper .ats-title{font-weight:600;margin-bottom:6px}
+.attnlib-stepper .ats-controls{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin-bottom:6px}
+.attnlib-stepper .ats-controls label{white-space:nowrap}
+.attnlib-stepper select,.attnlib-stepper button{font:inherit;padding:1px 6px}
+.attnlib-stepper .ats-nav{display:flex;gap:8px;align-items:center;margin:6px 0}
+.attnlib-stepper .ats-nav input[type=range]{flex:1;min-width:80px}
+.attnlib-stepper .ats-view{border-left:4px solid rgba(70,130,220,.8);padding:6px 10px;margin:6px 0;
+ background:rgba(70,130,220,.07)}
+.attnlib-stepper .ats-head{font-size:15px;font-weight:600}
+.attnlib-stepper .ats-eq{font-family:ui-monospace,Menlo,Consolas,monospace;background:rgba(70,130,220,.15);
+ border-radius:3px;padding:0 4px}
+.attnlib-stepper .ats-muted{opacity:.7}
+.attnlib-stepper code,.attnlib-stepper pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
+.attnlib-stepper pre{margin:4px 0;padding:4px 6px;background:rgba(128,128,128,.12);white-space:pre-wrap;
+ word-break:break-word}
+.attnlib-stepper .ats-axes{display:inline-flex;gap:3px;vertical-align:middle;margin:2px 0}
+.attnlib-stepper .ats-axis{display:inline-flex;flex-direction:column;align-items:center;min-width:30px;
+ border:1px solid rgba(128,128,128,.6);border-radius:3px;padding:0 4px}
+.attnlib-stepper .ats-axis b{font-family:ui-monospace,Menlo,Consolas,monospace}
+.attnlib-stepper .ats-axis i{font-style:normal;font-size:12px}
+.attnlib-stepper .ats-axis.ats-inferred b{font-style:italic;opacity:.75}
+.attnlib-stepper .ats-error{color:#c0392b;font-weight:600}
+.attnlib-stepper .ats-warn{color:#b9770e}
+.attnlib-stepper ol.ats-list{margin:4px 0 4px 0;padding-left:2.2em;max-height:260px;overflow-y:auto}
+.attnlib-stepper ol.ats-list li{cursor:pointer;padding:0 4px;border-radius:3px}
+.attnlib-stepper ol.ats-list li.ats-current{background:rgba(70,130,220,.25);font-weight:600}
+.attnlib-stepper .ats-legend{font-size:12.5px;margin-top:4px}
+.attnlib-stepper .ats-legend span{display:inline-block;margin-right:12px;white-space:nowrap}
+"""
+
+_JS = r"""
+(function () {
+  var root = document.getElementById("__ROOT__");
+  if (!root || root.getAttribute("data-ready") === "1") { return; }
+  root.setAttribute("data-ready", "1");
+  var D = JSON.parse(root.querySelector('script[type="application/json"]').textContent);
+  var S = D.s;
+  function str(i) { return i ? S[i] : null; }
+  function esc(t) {
+    return String(t).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+  function part(role) { return root.querySelector('[data-role="' + role + '"]'); }
+  var sel = {}, step = 0;
+  D.keys.forEach(function (k) { sel[k] = D.init[k]; });
+  function entry() {
+    return D.settings[D.keys.map(function (k) { return sel[k]; }).join("|")];
+  }
+  function expand(t) {
+    if (t.x) { return t.x; }
+    var steps = [];
+    t.st.forEach(function (c) {
+      var tp = D.tp[c[0]];
+      steps.push({op: str(tp[0]), module: str(tp[1]), name: str(tp[2]), label: str(tp[3]), symbolic: str(tp[4]),
+        source: str(tp[5]), where: str(tp[6]), comment: str(tp[7]), from: c[1], outputs: c[3], osyms: c[4],
+        mismatch: str(c[5]), inputs: c[2].map(function (r) {
+          if (r === -1) { return {who: "x", shape: t.i, syms: t.is}; }
+          if (typeof r[0] === "number") {
+            return {who: "output of step " + (r[0] + 1), shape: steps[r[0]].outputs[r[1]], syms: steps[r[0]].osyms[r[1]]};
+          }
+          return {who: str(r[1]) || "tensor", shape: r[0], syms: []};
+        })});
+    });
+    t.x = steps;
+    return steps;
+  }
+  function trace() {
+    var e = entry();
+    if (!e || e.t === undefined) { return null; }
+    var t = D.traces[e.t];
+    return {m: t.m, i: t.i, is: t.is, o: t.o, u: t.u, st: expand(t)};
+  }
+  function meaning(sym) { return D.legend[sym] ? sym + ": " + D.legend[sym] : sym; }
+  function shapeText(shape, syms) {
+    var p = shape.map(function (n, a) {
+      var s = syms && syms[a] ? str(syms[a]) : null;
+      return (s === null || s === String(n)) ? String(n) : s + "=" + n;
+    });
+    return "(" + p.join(", ") + (p.length === 1 ? ",)" : ")");
+  }
+  function axes(shape, syms, inferred) {
+    if (!syms || !syms.some(function (x) { return x; })) { return ""; }
+    return '<span class="ats-axes">' + shape.map(function (n, a) {
+      var s = syms && syms[a] ? str(syms[a]) : null;
+      var cls = "ats-axis" + (inferred && s ? " ats-inferred" : "");
+      var title = s ? meaning(s) + (inferred ? " (inferred from the sizes)" : "") : "axis " + a;
+      return '<span class="' + cls + '" title="' + esc(title) + '"><b>' + esc(s === null ? "\u00b7" : s) +
+        "</b><i>" + n + "</i></span>";
+    }).join("") + "</span>";
+  }
+  function eqRef(label) {
+    if (!label) { return '<span class="ats-muted">no equation label</span>'; }
+    var target = document.getElementById("equation-" + label);
+    var inner = "eq. " + esc(label);
+    return target ? '<a class="ats-eq" href="#equation-' + esc(label) + '">' + inner + "</a>"
+                  : '<span class="ats-eq">' + inner + "</span>";
+  }
+  function outSyms(t) {
+    var last = t.st[t.st.length - 1];
+    return last && last.outputs[0].join(",") === t.o.join(",") ? last.osyms[0] : null;
+  }
+  function stepName(s) { return s.name || s.label || s.op; }
+  function render() {
+    var e = entry(), t = trace(), view = part("view"), list = part("list");
+    D.keys.forEach(function (k) { part("sel-" + k).value = String(sel[k]); });
+    if (!t) {
+      var msg = e && e.e ? e.e : "this combination was not traced";
+      view.innerHTML = '<div class="ats-error">This setting cannot be built:</div><pre>' + esc(msg) + "</pre>";
+      list.innerHTML = ""; part("summary").innerHTML = "";
+      part("pos").textContent = "-"; part("range").disabled = true;
+      part("prev").disabled = true; part("next").disabled = true;
+      return;
+    }
+    var n = t.st.length;
+    step = Math.max(0, Math.min(step, n - 1));
+    var st = t.st[step];
+    part("summary").innerHTML = "<code>" + esc(str(t.m)) + "</code>: input " + esc(shapeText(t.i, t.is)) +
+      " \u2192 output " + esc(shapeText(t.o, outSyms(t))) + ", " + n + " steps" +
+      (t.u ? ' <span class="ats-muted">(' + t.u + " without an equation label)</span>" : "");
+    var r = part("range"); r.disabled = false; r.max = String(n - 1); r.value = String(step);
+    part("pos").textContent = "step " + (step + 1) + " / " + n;
+    part("prev").disabled = step === 0; part("next").disabled = step === n - 1;
+    var name = stepName(st);
+    var h = '<div class="ats-head">' + (step + 1) + ". " + esc(name) + " &nbsp;" + eqRef(st.label) + "</div>";
+    h += "<div>operation <code>" + esc(st.op) + "</code>" + (st.module ? " in <code>" + esc(st.module) + "</code>" : "") +
+      (st.where ? ' <span class="ats-muted">at ' + esc(st.where) + "</span>" : "") + "</div>";
+    if (st.source) { h += "<pre>" + esc(st.source) + (st.comment ? "  " + esc(st.comment) : "") + "</pre>"; }
+    h += "<div>inputs:<ul>" + st.inputs.map(function (inp) {
+      return "<li>" + esc(inp.who) + " " + axes(inp.shape, inp.syms, false) + " <code>" +
+        esc(shapeText(inp.shape, inp.syms)) + "</code></li>";
+    }).join("") + "</ul></div>";
+    h += "<div>output" + (st.outputs.length > 1 ? "s" : "") + ": " + st.outputs.map(function (o, k) {
+      return axes(o, st.osyms[k], st.from === 2) + " <code>" + esc(shapeText(o, st.osyms[k])) + "</code>";
+    }).join(" &nbsp; ") + "</div>";
+    if (st.from === 1 && st.symbolic) {
+      h += '<div class="ats-muted">symbolic shape from the source comment: <code>' + esc(st.symbolic) + "</code></div>";
+    } else if (st.from === 2) {
+      h += '<div class="ats-muted">axis names in italics are inferred from the sizes</div>';
+    }
+    if (st.mismatch) { h += '<div class="ats-warn">comment and real shape disagree: ' + esc(st.mismatch) + "</div>"; }
+    view.innerHTML = h;
+    list.innerHTML = t.st.map(function (s, i) {
+      return '<li data-i="' + i + '"' + (i === step ? ' class="ats-current"' : "") + ">" + esc(stepName(s)) +
+        (s.label ? ' <span class="ats-muted">[' + esc(s.label) + "]</span>" : "") + " <code>" +
+        esc(s.op) + "</code> \u2192 <code>" + esc(shapeText(s.outputs[0], s.osyms[0])) + "</code></li>";
+    }).join("");
+    var cur = list.querySelector("li.ats-current");
+    if (cur && list.scrollHeight > list.clientHeight) {  // scroll the list only, never the page
+      var lr = list.getBoundingClientRect(), cr = cur.getBoundingClientRect();
+      if (cr.top < lr.top || cr.bottom > lr.bottom) { list.scrollTop += cr.top - lr.top - list.clientHeight / 2; }
+    }
+  }
+  function go(i) { step = i; render(); }
+  function choose(key, index) {
+    var before = trace(), old = before ? before.st[step] : null;
+    sel[key] = index;
+    var t = trace();
+    if (t && old) {  // keep the same operation in view when the settings change
+      var best = -1;
+      t.st.forEach(function (s, i) {
+        if (s.op === old.op && s.label === old.label && s.source === old.source &&
+            (best < 0 || Math.abs(i - step) < Math.abs(best - step))) { best = i; }
+      });
+      if (best >= 0) { step = best; }
+    }
+    render();
+  }
+  D.keys.forEach(function (k) {
+    part("sel-" + k).addEventListener("change", function (ev) { choose(k, parseInt(ev.target.value, 10)); });
+  });
+  part("prev").addEventListener("click", function () { go(step - 1); });
+  part("next").addEventListener("click", function () { go(step + 1); });
+  part("range").addEventListener("input", function (ev) { go(parseInt(ev.target.value, 10)); });
+  part("list").addEventListener("click", function (ev) {
+    var li = ev.target.closest ? ev.target.closest("li[data-i]") : null;
+    if (li) { go(parseInt(li.getAttribute("data-i"), 10)); }
+  });
+  root.addEventListener("keydown", function (ev) {
+    if (ev.target.tagName === "SELECT" || ev.target.tagName === "INPUT") { return; }
+    if (ev.key === "ArrowRight") { go(Math.min(step + 1, (trace() || {st: [0]}).st.length - 1)); ev.preventDefault(); }
+    if (ev.key === "ArrowLeft") { go(Math.max(step - 1, 0)); ev.preventDefault(); }
+  });
+  root.attnlibStepper = {
+    next: function () { part("next").click(); },
+    prev: function () { part("prev").click(); },
+    go: go,
+    choose: choose,
+    state: function () {
+      var t = trace();
+      return {step: step, steps: t ? t.st.length : 0, settings: JSON.parse(JSON.stringify(sel)),
+              output: t ? shapeText(t.st[step].outputs[0], t.st[step].osyms[0]) : null,
+              label: t ? t.st[step].label : null};
+    }
+  };
+  render();
+})();
+"""
+
+
+def _json_for_script(data: Any) -> str:
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[str, dict], traces: list[dict],
+          strings: _Strings, templates: dict[tuple, int], legend: dict[str, str], init: dict[str, int],
+          element_id: str | None) -> StepperHTML:
+    rid = element_id or f"attnlib-stepper-{uuid.uuid4().hex}"
+    if not all(ch.isalnum() or ch in "-_" for ch in rid):
+        raise ValueError(f"element_id must contain only letters, digits, '-' and '_', got {rid!r}")
+    data = {"keys": keys, "init": init, "settings": settings, "traces": traces, "s": strings.table,
+            "tp": [list(t) for t in templates], "legend": legend}
+    esc = _html.escape
+    controls = []
+    for k in keys:
+        opts = "".join(f'<option value="{i}">{esc(_value_text(v))}</option>' for i, v in enumerate(values[k]))
+        what = {"B": "batch B", "C": "channels C", "H": "height H", "W": "width W"}.get(k, k)
+        controls.append(f'<label>{esc(what)} <select data-role="sel-{esc(k)}">{opts}</select></label>')
+    legend_html = "".join(f"<span><b>{esc(s)}</b>: {esc(m)}</span>" for s, m in legend.items())
+    html = (
+        f'<div class="attnlib-stepper" id="{rid}" tabindex="0">'
+        f"<style>{_CSS}</style>"
+        f'<div class="ats-title">Shape stepper: {esc(title)}</div>'
+        + (f'<div class="ats-controls">{"".join(controls)}</div>' if controls else "")
+        + '<div class="ats-muted" data-role="summary"></div>'
+        '<div class="ats-nav"><button type="button" data-role="prev">\u25c0 Prev</button>'
+        '<input type="range" min="0" max="0" value="0" step="1" data-role="range" aria-label="step">'
+        '<button type="button" data-role="next">Next \u25b6</button><span data-role="pos"></span></div>'
+        '<div class="ats-view" data-role="view"><noscript>This stepper needs JavaScript.</noscript></div>'
+        '<ol class="ats-list" data-role="list"></ol>'
+        f'<div class="ats-legend">{legend_html}<span>\u00b7: a size with no symbol</span></div>'
+        f'<script type="application/json">{_json_for_script(data)}</script>'
+        f"<script>{_JS.replace('__ROOT__', rid)}</script>"
+        "</div>"
+    )
+    return StepperHTML(html, rid)
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v)) if abs(v) < 1e15 else repr(v)
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------- front ends
+
+
+def static_stepper(name: str, grid: dict[str, Sequence[Any]], *, fixed: dict[str, Any] | None = None,
+                   batch: int = 2, args: Sequence[Any] = (), element_id: str | None = None) -> StepperHTML:
+    """A self-contained HTML+JavaScript stepper over a precomputed grid of settings.
+
+    The real block is built and traced (:func:`attnlib.trace.trace_block`) for every combination of
+    the grid; combinations the block rejects (e.g. a reduction that leaves a width of 0) are kept
+    with the error message, which the page shows when a reader selects them.
+
+    Args:
+        name: a registered block name (``attnlib.list_blocks()``).
+        grid: ``{setting: [values]}``. Keys ``B``, ``C``, ``H``, ``W`` are input sizes; any other key
+            is a keyword argument of the block's constructor (e.g. ``reduction``). Each key becomes a
+            ``<select>``; the first value that gives a valid block is shown first.
+        fixed: settings that stay constant (same keys as ``grid``, one value each). Unset input sizes
+            default to ``C=64, H=16, W=16``.
+        batch: the batch size ``B`` when neither ``grid`` nor ``fixed`` sets it.
+        args: further positional constructor arguments after the channel count (rarely needed).
+        element_id: id of the root element; default a fresh ``attnlib-stepper-<uuid>`` (give one only
+            for reproducible output, and never the same twice on a page).
+
+    Returns:
+        :class:`StepperHTML` (displayed as HTML by Jupyter, Colab and myst-nb).
+
+    Raises:
+        ValueError: unknown block, a grid key that is neither an input size nor a constructor argument,
+            an empty value list, a key in both ``grid`` and ``fixed``, more than 512 combinations, or a
+            grid in which no combination can be built.
+
+    Example:
+        >>> page = static_stepper("se", {"C": [16, 64], "reduction": [4, 16, 32]}, fixed={"H": 8, "W": 8})
+        >>> sorted(page.errors)  # C=16 with r=32 leaves a reduced width of 0
+        ['C=16, reduction=32']
+    """
+    first, ctor = _constructor_keys(name)
+    fixed = dict(fixed or {})
+    if not isinstance(grid, dict):
+        raise ValueError(f"static_stepper(grid): grid must be a dict of value lists, got {type(grid).__name__}")
+    for where, mapping in (("grid", grid), ("fixed", fixed)):
+        for key in mapping:
+            if key not in INPUT_KEYS and key not in ctor:
+                raise ValueError(
+                    f"static_stepper({name!r}): {where} key {key!r} is neither an input size {INPUT_KEYS} nor an "
+                    f"argument of {block_info(name).cls.__name__} (arguments: {ctor}; the channel count "
+                    f"{first!r} is set by 'C')")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ValueError(f"static_stepper({name!r}): keys {both} are in both grid and fixed")
+    keys = list(grid)
+    values = {}
+    for k in keys:
+        v = grid[k]
+        if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) == 0:
+            raise ValueError(f"static_stepper({name!r}): grid[{k!r}] must be a non-empty list of values, got {v!r}")
+        values[k] = list(v)
+    total = 1
+    for k in keys:
+        total *= len(values[k])
+    if total > _MAX_COMBINATIONS:
+        raise ValueError(f"static_stepper({name!r}): the grid has {total} combinations; at most "
+                         f"{_MAX_COMBINATIONS} are allowed (the page embeds one trace per combination)")
+    base = {"B": batch, **_INPUT_DEFAULTS, **fixed}
+
+    strings = _Strings()
+    templates: dict[tuple, int] = {}
+    settings: dict[str, dict] = {}
+    traces: list[dict] = []
+    kept: list[Trace] = []
+    errors: dict[str, str] = {}
+    init: dict[str, int] | None = None
+    for idx in itertools.product(*(range(len(values[k])) for k in keys)):
+        setting = dict(base)
+        setting.update({k: values[k][i] for k, i in zip(keys, idx)})
+        key = "|".join(str(i) for i in idx)
+        try:
+            t = _build_and_trace(name, setting, args)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            desc = ", ".join(f"{k}={_value_text(setting[k])}" for k in keys)
+            errors[desc] = _error_text(exc)
+            settings[key] = {"e": _error_text(exc)}
+            continue
+        settings[key] = {"t": len(traces)}
+        traces.append(_encode_trace(t, strings, templates))
+        kept.append(t)
+        if init is None:
+            init = dict(zip(keys, idx))
+    if not traces:
+        raise ValueError(f"static_stepper({name!r}): no combination of the grid can be built; first error: "
+                         f"{next(iter(errors.values()))}")
+    title = f"{name} ({block_info(name).cls.__name__})"
+    if fixed:
+        title += ", " + ", ".join(f"{k}={_value_text(v)}" for k, v in fixed.items())
+    page = _page(title, keys, values, settings, traces, strings, templates, _legend(kept), init or {},
+                 element_id)
+    page.errors = errors
+    return page
+
+
+def render_trace_html(trace: Trace, *, element_id: str | None = None) -> StepperHTML:
+    """A self-contained HTML stepper for one trace (no setting controls).
+
+    Example:
+        >>> import attnlib
+        >>> from attnlib.trace import trace_block
+        >>> page = render_trace_html(trace_block(attnlib.create_block("se", 32), (2, 32, 8, 8)))
+        >>> page.html.count("<script>")
+        1
+    """
+    if not isinstance(trace, Trace):
+        raise TypeError(f"render_trace_html(trace): expected an attnlib.trace.Trace, got {type(trace).__name__}")
+    strings = _Strings()
+    templates: dict[tuple, int] = {}
+    encoded = _encode_trace(trace, strings, templates)
+    return _page(trace.module, [], {}, {"": {"t": 0}}, [encoded], strings, templates, _legend([trace]), {},
+                 element_id)
+
+
+def render_step_html(trace: Trace, index: int) -> str:
+    """The view of one step as plain HTML (no script): what :func:`live_stepper` shows.
+
+    Same content as a step of the static stepper: step name and equation label, the operation and its
+    submodule, the source line, the inputs and the output with named axes, and the list of all steps
+    with the current one highlighted.
+    """
+    esc = _html.escape
+    n = len(trace.steps)
+    if not 0 <= index < n:
+        raise ValueError(f"render_step_html(index): index must be in [0, {n - 1}], got {index}")
+    st = trace.steps[index]
+    legend = _legend([trace])
+
+    def axes(shape, syms, inferred):
+        if not syms or not any(syms):
+            return ""
+        cells = []
+        for a, size in enumerate(shape):
+            sym = syms[a] if syms and a < len(syms) else None
+            cls = "ats-axis" + (" ats-inferred" if inferred and sym else "")
+            title = (f"{sym}: {legend[sym]}" if sym in legend else (sym or f"axis {a}"))
+            title += " (inferred from the sizes)" if inferred and sym else ""
+            cells.append(f'<span class="{cls}" title="{esc(title)}"><b>{esc(sym or chr(183))}</b><i>{size}</i></span>')
+        return '<span class="ats-axes">' + "".join(cells) + "</span>"
+
+    name = st.name or st.label or _display_op(st.op)
+    label = (f'<span class="ats-eq">eq. {esc(st.label)}</span>' if st.label
+             else '<span class="ats-muted">no equation label</span>')
+    op = f"<code>{esc(_display_op(st.op))}</code>" + (f" in <code>{esc(st.module)} ({esc(st.module_type)})</code>" if st.module else "")
+    where = f' <span class="ats-muted">at {esc(st.location)} · {esc(st.function)}</span>' if st.location else ""
+    parts = [f'<div class="ats-muted"><code>{esc(trace.module)}</code>: input '
+             f'{esc(format_shape(trace.input_shape, tuple(trace.env)[:len(trace.input_shape)]))} → output '
+             f'{esc(format_shape(trace.output_shape, _final_symbols(trace)))}, {n} steps</div>',
+             '<div class="ats-view">',
+             f'<div class="ats-head">{index + 1}. {esc(name)} &nbsp;{label}</div>',
+             f"<div>operation {op}{where}</div>"]
+    if st.source:
+        parts.append(f"<pre>{esc(st.source)}{'  ' + esc(st.comment) if st.comment else ''}</pre>")
+    items = []
+    for inp in st.inputs:
+        who = inp.name or (f"output of step {inp.from_step + 1}" if inp.from_step is not None else "tensor")
+        items.append(f"<li>{esc(who)} {axes(inp.shape, inp.symbols, False)} "
+                     f"<code>{esc(format_shape(inp.shape, inp.symbols))}</code></li>")
+    parts.append(f"<div>inputs:<ul>{''.join(items)}</ul></div>")
+    outs = " &nbsp; ".join(f"{axes(o, st.output_symbols[k], st.symbols_from == 'inferred')} "
+                           f"<code>{esc(st.format_output(k))}</code>" for k, o in enumerate(st.outputs))
+    parts.append(f'<div>output{"s" if len(st.outputs) > 1 else ""}: {outs}</div>')
+    if st.symbols_from == "comment" and st.symbolic:
+        parts.append(f'<div class="ats-muted">symbolic shape from the source comment: <code>{esc(st.symbolic)}</code></div>')
+    elif st.symbols_from == "inferred":
+        parts.append('<div class="ats-muted">axis names in italics are inferred from the sizes</div>')
+    if st.mismatch:
+        parts.append(f'<div class="ats-warn">comment and real shape disagree: {esc(st.mismatch)}</div>')
+    parts.append("</div>")
+    rows = []
+    for s in trace.steps:
+        cur = ' class="ats-current"' if s.index == index else ""
+        lab = f' <span class="ats-muted">[{esc(s.label)}]</span>' if s.label else ""
+        rows.append(f"<li{cur}>{esc(s.name or s.label or _display_op(s.op))}{lab} <code>{esc(_display_op(s.op))}</code> → "
+                    f"<code>{esc(s.format_output())}</code></li>")
+    parts.append(f'<ol class="ats-list">{"".join(rows)}</ol>')
+    parts.append('<div class="ats-legend">' + "".join(f"<span><b>{esc(k)}</b>: {esc(v)}</span>" for k, v in legend.items())
+                 + "</div>")
+    return f'<div class="attnlib-stepper"><style>{_CSS}</style>{"".join(parts)}</div>'
+
+
+def _final_symbols(trace: Trace):
+    last = trace.steps[-1] if trace.steps else None
+    return last.output_symbols[0] if last is not None and last.outputs[0] == trace.output_shape else None
+
+
+class _LiveStepper:
+    """The state behind :func:`live_stepper`: controls, the current trace and the step shown."""
+
+    def __init__(self, name: str, sizes: dict[str, int], hyper: dict[str, Any], args: Sequence[Any]):
+        import ipywidgets as w
+
+        self.name = name
+        self.args = tuple(args)
+        self.trace: Trace | None = None
+        self.error: str | None = None
+        self.index = 0
+        self.controls: dict[str, Any] = {}
+        self.fixed: dict[str, Any] = {}
+        limits = {"B": (1, max(8, sizes["B"])), "C": (1, max(512, sizes["C"])), "H": (1, max(64, sizes["H"])),
+                  "W": (1, max(64, sizes["W"]))}
+        for k in INPUT_KEYS:
+            lo, hi = limits[k]
+            self.controls[k] = w.IntSlider(value=sizes[k], min=lo, max=hi, step=1, description=k,
+                                           continuous_update=False)
+        for k, spec in hyper.items():
+            control = self._control(w, k, spec)
+            if control is None:
+                self.fixed[k] = spec
+            else:
+                self.controls[k] = control
+        self.prev_button = w.Button(description="\u25c0 Prev")
+        self.next_button = w.Button(description="Next \u25b6")
+        self.step_slider = w.IntSlider(value=0, min=0, max=0, step=1, description="step")
+        self.position = w.Label(value="")
+        self.view = w.HTML(value="")
+        for c in self.controls.values():
+            c.observe(self._on_setting, names="value")
+        self.prev_button.on_click(lambda _b: self.go(self.index - 1))
+        self.next_button.on_click(lambda _b: self.go(self.index + 1))
+        self.step_slider.observe(lambda ch: self.go(ch["new"]), names="value")
+        title = w.HTML(value=f"<b>Shape stepper: {_html.escape(name)} ({_html.escape(block_info(name).cls.__name__)})</b>"
+                       + (" " + _html.escape(", ".join(f"{k}={v}" for k, v in self.fixed.items())) if self.fixed else ""))
+        inputs = w.HBox([self.controls[k] for k in INPUT_KEYS])
+        extra = [c for k, c in self.controls.items() if k not in INPUT_KEYS]
+        rows = [title, inputs] + ([w.HBox(extra)] if extra else [])
+        rows += [w.HBox([self.prev_button, self.next_button, self.step_slider, self.position]), self.view]
+        self.widget = w.VBox(rows)
+        self.widget.stepper = self
+        self.retrace()
+
+    @staticmethod
+    def _control(w, key: str, spec: Any):
+        if isinstance(spec, list):
+            if not spec:
+                raise ValueError(f"live_stepper: the value list of {key!r} is empty")
+            return w.Dropdown(options=[(_value_text(v), v) for v in spec], value=spec[0], description=key)
+        if isinstance(spec, tuple) and len(spec) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+            lo, hi = spec
+            if lo > hi:
+                raise ValueError(f"live_stepper: range of {key!r} must be (min, max) with min <= max, got {spec}")
+            if all(isinstance(v, int) for v in spec):
+                return w.IntSlider(value=lo, min=lo, max=hi, step=1, description=key, continuous_update=False)
+            return w.FloatSlider(value=float(lo), min=float(lo), max=float(hi), description=key,
+                                 continuous_update=False)
+        if isinstance(spec, bool):
+            return w.Checkbox(value=spec, description=key)
+        if isinstance(spec, int):
+            return w.IntText(value=spec, description=key)
+        if isinstance(spec, float):
+            return w.FloatText(value=spec, description=key)
+        return None
+
+    @property
+    def setting(self) -> dict[str, Any]:
+        out = {k: c.value for k, c in self.controls.items()}
+        out.update(self.fixed)
+        return out
+
+    def _on_setting(self, _change) -> None:
+        self.retrace()
+
+    def retrace(self) -> None:
+        """Build and trace the block for the current settings; on failure show the error instead."""
+        old = self.trace.steps[self.index] if self.trace is not None and self.trace.steps else None
+        try:
+            self.trace = _build_and_trace(self.name, self.setting, self.args)
+            self.error = None
+        except (ValueError, TypeError, RuntimeError) as exc:
+            self.trace = None
+            self.error = _error_text(exc)
+        if self.trace is not None and old is not None:
+            same = [s.index for s in self.trace.steps if (s.op, s.label, s.source) == (old.op, old.label, old.source)]
+            if same:
+                self.index = min(same, key=lambda i: abs(i - self.index))
+        self.render()
+
+    def go(self, index: int) -> None:
+        if self.trace is None:
+            return
+        self.index = max(0, min(int(index), len(self.trace.steps) - 1))
+        self.render()
+
+    def render(self) -> None:
+        esc = _html.escape
+        if self.trace is None:
+            self.view.value = (f'<div class="attnlib-stepper"><style>{_CSS}</style><div class="ats-error">'
+                               f"This setting cannot be built:</div><pre>{esc(self.error or '')}</pre></div>")
+            self.position.value = "-"
+            for b in (self.prev_button, self.next_button):
+                b.disabled = True
+            self.step_slider.disabled = True
+            return
+        n = len(self.trace.steps)
+        self.index = max(0, min(self.index, n - 1))
+        self.step_slider.disabled = False
+        if self.step_slider.max != n - 1 or self.step_slider.value != self.index:
+            # set max before value, and value without re-entering go()
+            if self.index > self.step_slider.max:
+                self.step_slider.max = n - 1
+                self.step_slider.value = self.index
+            else:
+                self.step_slider.value = self.index
+                self.step_slider.max = n - 1
+        self.prev_button.disabled = self.index == 0
+        self.next_button.disabled = self.index == n - 1
+        self.position.value = f"step {self.index + 1} / {n}"
+        self.view.value = render_step_html(self.trace, self.index)
+
+
+def live_stepper(name: str, *, C: int = 64, H: int = 16, W: int = 16, B: int = 2, args: Sequence[Any] = (),
+                 **hyper: Any):
+    """An ipywidgets stepper that re-traces the real block whenever a control changes.
+
+    Uses only widgets present in both ipywidgets 7 and 8 (``IntSlider``, ``FloatSlider``, ``Dropdown``,
+    ``Checkbox``, ``IntText``, ``FloatText``, ``Button``, ``HTML``, ``Label``, ``HBox``, ``VBox``). An
+    invalid setting (e.g. a reduction that leaves a width of 0) shows its error message in the view.
+
+    Args:
+        name: a registered block name.
+        C, H, W, B: initial input sizes (each gets an ``IntSlider``).
+        args: further positional constructor arguments after the channel count (rarely needed).
+        **hyper: constructor keyword arguments of the block, each given as a list (a ``Dropdown``, the
+            first value selected), a ``(min, max)`` pair (a slider starting at min), an int / float /
+            bool (an editable ``IntText`` / ``FloatText`` / ``Checkbox``), or any other value (fixed).
+            Names that are not arguments of the block raise ``ValueError``.
+
+    Returns:
+        An ``ipywidgets.VBox``; its attribute ``stepper`` holds the controls (``stepper.controls``), the
+        current ``stepper.trace`` and the step view (``stepper.view``).
+
+    Example:
+        >>> box = live_stepper("se", C=32, reduction=[4, 16])   # doctest: +SKIP
+        >>> box                                                  # doctest: +SKIP
+    """
+    first, ctor = _constructor_keys(name)
+    unknown = sorted(k for k in hyper if k not in ctor)
+    if unknown:
+        raise ValueError(f"live_stepper({name!r}): {unknown} are not arguments of {block_info(name).cls.__name__} "
+                         f"(arguments: {ctor}; the channel count {first!r} is set by 'C')")
+    sizes = {"B": B, "C": C, "H": H, "W": W}
+    for k, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"live_stepper({name!r}): {k} must be an integer >= 1, got {v!r}")
+    return _LiveStepper(name, sizes, hyper, args).widget
