@@ -239,7 +239,9 @@ class NonLocal(AttentionBlock):
         f = (q @ k.transpose(-2, -1))                       # pairwise logits, eq. nonlocal-pairwise: (B, 1, Q, M)
         if self.mode == "dot_product":
             return f / M                                    # normalise by C(x) = M, eq. nonlocal-normalise: (B, 1, Q, M)
-        return torch.softmax(f * self._logit_scale, dim=-1)  # normalise (softmax), eq. nonlocal-normalise: (B, 1, Q, M)
+        if self.scale_logits:
+            f = f * self._logit_scale                       # logit scale 1/sqrt(d), eq. nonlocal-pairwise: (B, 1, Q, M)
+        return torch.softmax(f, dim=-1)                     # normalise (softmax), eq. nonlocal-normalise: (B, 1, Q, M)
 
     def aggregate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """y_i = Σ_j a_ij g_j for every query: (B, 1, N, C_r), by ``self.implementation``."""
