@@ -4,8 +4,10 @@ Every block chapter ``book/<chapter>.md`` (a MyST Markdown notebook, the page th
 ``book/<chapter>.ipynb`` beside it: the file Colab opens from the chapter's launch button. This script
 
 1. writes the repository URL of ``_config.yml`` (``repository.url`` at ``repository.branch``) into the
-   chapter's install cell, the line ``ATTNLIB_URL = "git+<url>@<branch>"``, and
-2. converts the ``.md`` to the ``.ipynb`` with jupytext (no outputs: Colab runs it).
+   chapter's install cell, the line ``ATTNLIB_URL = "git+<url>@<branch>"``,
+2. writes the chapter's "Open in Colab" link (the line ``[Open in Colab](...)`` under its title) from
+   ``launch_buttons.colab_url`` and the same repository, pointing at ``book/<chapter>.ipynb``, and
+3. converts the ``.md`` to the ``.ipynb`` with jupytext (no outputs: Colab runs it).
 
 Usage (from the repository root)::
 
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NON_CHAPTER_PARTS = ("Front matter", "Back matter")
 #: the line of the install cell that names what Colab installs
 URL_LINE = re.compile(r'^ATTNLIB_URL = "[^"]*"$', re.MULTILINE)
+#: the chapter's explicit Colab link (the theme's launch button holds the same link)
+COLAB_LINE = re.compile(r"^\[Open in Colab\]\([^)]*\)$", re.MULTILINE)
 
 
 def load_config(root: Path = ROOT) -> dict:
@@ -42,6 +46,15 @@ def install_url(config: dict) -> str:
     """What the chapters' install cell passes to pip: ``git+<repository.url>@<repository.branch>``."""
     repo = config["repository"]
     return f"git+{repo['url'].rstrip('/')}@{repo.get('branch', 'main')}"
+
+
+def colab_link(config: dict, md_path: Path, root: Path = ROOT) -> str:
+    """The Colab URL that opens the chapter's paired ``.ipynb`` from the configured repository."""
+    repo = config["repository"]
+    slug = repo["url"].rstrip("/").removeprefix("https://github.com/")
+    rel = md_path.with_suffix(".ipynb").relative_to(root).as_posix()
+    base = config["launch_buttons"]["colab_url"].rstrip("/")
+    return f"{base}/github/{slug}/blob/{repo.get('branch', 'main')}/{rel}"
 
 
 def toc_files(root: Path = ROOT) -> list[tuple[str | None, str]]:
@@ -73,6 +86,20 @@ def with_url(md_text: str, url: str) -> str:
     return URL_LINE.sub(f'ATTNLIB_URL = "{url}"', md_text)
 
 
+def with_colab_link(md_text: str, link: str) -> str:
+    """The chapter text with its ``[Open in Colab](...)`` line set to ``link`` (added under the title if absent)."""
+    line = f"[Open in Colab]({link})"
+    found = COLAB_LINE.findall(md_text)
+    if len(found) > 1:
+        raise ValueError("a chapter must contain at most one [Open in Colab](...) line")
+    if found:
+        return COLAB_LINE.sub(lambda _: line, md_text)
+    title = re.search(r"^# .+$", md_text, flags=re.MULTILINE)
+    if title is None:
+        raise ValueError("a chapter needs a '# title' line")
+    return md_text[:title.end()] + "\n\n" + line + md_text[title.end():]
+
+
 def notebook_text(md_path: Path) -> str:
     """The ``.ipynb`` (JSON text) that jupytext makes of the chapter, without outputs."""
     nb = jupytext.reads(md_path.read_text(), fmt="md:myst")
@@ -85,11 +112,12 @@ def notebook_text(md_path: Path) -> str:
 
 def sync(check: bool = False, root: Path = ROOT) -> list[str]:
     """Bring every pair up to date (or, with ``check``, only report). Returns the out-of-date files."""
-    url = install_url(load_config(root))
+    config = load_config(root)
+    url = install_url(config)
     stale = []
     for md in block_chapters(root):
         text = md.read_text()
-        new_text = with_url(text, url)
+        new_text = with_colab_link(with_url(text, url), colab_link(config, md, root))
         if new_text != text:
             stale.append(str(md.relative_to(root)))
             if not check:

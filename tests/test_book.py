@@ -128,6 +128,20 @@ def test_install_cell_uses_the_configured_url_only_in_colab(md):
         assert "open(" not in code and "read_text(" not in code and "literalinclude" not in code, md.name
 
 
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_colab_link_opens_the_paired_notebook_from_the_configured_repository(md):
+    link = sync_notebooks.colab_link(CONFIG, md, ROOT)
+    slug = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    assert link == (f"https://colab.research.google.com/github/{slug}/blob/{CONFIG['repository']['branch']}/"
+                    f"book/{md.stem}.ipynb")
+    assert re.findall(r"^\[Open in Colab\]\(([^)]*)\)$", md.read_text(), flags=re.MULTILINE) == [link]
+
+
+def test_colab_link_writer_inserts_under_the_title():
+    assert sync_notebooks.with_colab_link("# T\n\ntext\n", "L") == "# T\n\n[Open in Colab](L)\n\ntext\n"
+    assert sync_notebooks.with_colab_link("# T\n\n[Open in Colab](old)\n", "L") == "# T\n\n[Open in Colab](L)\n"
+
+
 def test_url_writer_replaces_the_install_line():
     text = 'x\nATTNLIB_URL = "git+https://example.org/old@dev"\ny\n'
     assert sync_notebooks.with_url(text, "git+https://e/new@main") == 'x\nATTNLIB_URL = "git+https://e/new@main"\ny\n'
