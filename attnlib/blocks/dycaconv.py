@@ -156,8 +156,9 @@ class DyCAConv(AttentionBlock):
     def gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The gate a = π₀ g^w + π₁ g^h (B, C, H, W), with g^h, g^w and π."""
         g_h, g_w = self.directional_gates(x)
-        pi = self.mixing_weights(x)                         # eq. dycaconv-mix: (B, 2)
-        p0, p1 = pi[:, 0, None, None, None], pi[:, 1, None, None, None]  # (B, 1, 1, 1) each
+        pi = self.mixing_weights(x)                         # mixing weights, eq. dycaconv-mix: (B, 2)
+        p0 = pi[:, 0, None, None, None]                     # weight of g^w, eq. dycaconv-gate: (B, 1, 1, 1)
+        p1 = pi[:, 1, None, None, None]                     # weight of g^h, eq. dycaconv-gate: (B, 1, 1, 1)
         a = p0 * g_w + p1 * g_h                             # convex sum, eq. dycaconv-gate: (B, C, H, W)
         return a, g_h, g_w, pi
 

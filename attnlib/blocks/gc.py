@@ -151,7 +151,8 @@ class GlobalContext(AttentionBlock):
         logits = self.conv_mask(x).reshape(B, 1, H * W)    # mask logits, eq. gc-mask: (B, 1, N)
         alpha = torch.softmax(logits, dim=-1)              # softmax over positions, eq. gc-softmax: (B, 1, N)
         c = torch.einsum("bcn,bn->bc", x.reshape(B, C, H * W), alpha[:, 0])  # weighted sum, eq. gc-context: (B, C)
-        return c[:, :, None, None], alpha.reshape(B, 1, H, W)  # (B, C, 1, 1), (B, 1, H, W)
+        c = c[:, :, None, None]                            # context as a map, eq. gc-context: (B, C, 1, 1)
+        return c, alpha.reshape(B, 1, H, W)                # mask on the input grid, eq. gc-softmax: (B, 1, H, W)
 
     def transform(self, c: torch.Tensor, fusion: str) -> torch.Tensor:
         """The transform t of one fusion (``"add"`` or ``"mul"``) applied to the context c: (B, C, 1, 1)."""

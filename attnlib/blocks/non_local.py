@@ -208,22 +208,23 @@ class NonLocal(AttentionBlock):
     def embed(self, x: torch.Tensor):
         """Queries, keys and values as contiguous 4-D tensors (B, 1, N, d), (B, 1, M, d), (B, 1, M, C_r),
         and the spatial shape of the key grid."""
-        if self.mode == "gaussian":
-            q_map, k_map = x, self.pool(x)                  # θ = φ = identity, eq. nonlocal-subsample: (B, C, H', W')
+        if self.mode == "gaussian":                        # θ and φ are the identity on x
+            q_map = x                                       # queries, eq. nonlocal-theta: (B, C, H, W)
+            k_map = self.pool(x)                            # keys, eq. nonlocal-subsample: (B, C, H', W')
         else:
             q_map = self.theta(x)                           # queries, eq. nonlocal-theta: (B, C_r, H, W)
             k_map = self.pool(self.phi(x))                  # keys, eq. nonlocal-phi: (B, C_r, H', W')
         v_map = self.pool(self.g(x))                        # values, eq. nonlocal-g: (B, C_r, H', W')
-        q = _tokens(q_map)                                  # eq. nonlocal-theta: (B, 1, N, C_r)
-        k = _tokens(k_map)                                  # eq. nonlocal-phi: (B, 1, M, C_r)
-        v = _tokens(v_map)                                  # eq. nonlocal-g: (B, 1, M, C_r)
+        q = _tokens(q_map)                                  # query tokens, eq. nonlocal-theta: (B, 1, N, C_r)
+        k = _tokens(k_map)                                  # key tokens, eq. nonlocal-phi: (B, 1, M, C_r)
+        v = _tokens(v_map)                                  # value tokens, eq. nonlocal-g: (B, 1, M, C_r)
         return q, k, v, tuple(v_map.shape[2:])
 
     def _concat_terms(self, q: torch.Tensor, k: torch.Tensor):
         """a_i = w_θᵀθ_i and b_j = w_φᵀφ_j of the concatenation mode: (B, 1, N) and (B, 1, M)."""
-        w = self.concat_project.weight[0]                   # w_f = [w_θ; w_φ]: (2 C_r,)
-        a = q @ w[: self.inner_channels]                    # eq. nonlocal-pairwise: (B, 1, N)
-        b = k @ w[self.inner_channels:]                     # eq. nonlocal-pairwise: (B, 1, M)
+        w = self.concat_project.weight[0]                   # w_f = [w_θ; w_φ], eq. nonlocal-pairwise: (2 C_r,)
+        a = q @ w[: self.inner_channels]                    # query term a_i, eq. nonlocal-pairwise: (B, 1, N)
+        b = k @ w[self.inner_channels:]                     # key term b_j, eq. nonlocal-pairwise: (B, 1, M)
         return a, b
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -249,10 +250,10 @@ class NonLocal(AttentionBlock):
             return self.attention_weights(q, k) @ v          # aggregate, eq. nonlocal-aggregate: (B, 1, N, C_r)
         M = k.shape[2]
         if self.mode == "embedded_gaussian":
-            return F.scaled_dot_product_attention(q, k, v, scale=self._logit_scale)  # eq. nonlocal-aggregate: (B, 1, N, C_r)
+            return F.scaled_dot_product_attention(q, k, v, scale=self._logit_scale)  # fused softmax attention, eq. nonlocal-aggregate: (B, 1, N, C_r)
         if self.mode == "gaussian":
-            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # equal widths for the fused kernel: (B, 1, M, C)
-            y = F.scaled_dot_product_attention(q, k, v_pad, scale=self._logit_scale)  # eq. nonlocal-aggregate: (B, 1, N, C)
+            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # zero-pad values to the key width, eq. nonlocal-g: (B, 1, M, C)
+            y = F.scaled_dot_product_attention(q, k, v_pad, scale=self._logit_scale)  # fused softmax attention, eq. nonlocal-aggregate: (B, 1, N, C)
             return y[..., : self.inner_channels]            # drop the zero padding, eq. nonlocal-aggregate: (B, 1, N, C_r)
         if self.mode == "dot_product":
             kv = k.transpose(-2, -1) @ v                    # φᵀ g first (associativity), eq. nonlocal-aggregate: (B, 1, C_r, C_r)
@@ -264,17 +265,24 @@ class NonLocal(AttentionBlock):
         dtype = v.dtype
         work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype  # suffix sums in >= fp32
         a, b = self._concat_terms(q, k)
-        a, b, v = a.squeeze(1).to(work), b.squeeze(1).to(work), v.squeeze(1).to(work)  # (B, N), (B, M), (B, M, C_r)
+        a = a.squeeze(1).to(work)                           # query terms a_i, eq. nonlocal-pairwise: (B, N)
+        b = b.squeeze(1).to(work)                           # key terms b_j, eq. nonlocal-pairwise: (B, M)
+        v = v.squeeze(1).to(work)                           # values g_j, eq. nonlocal-g: (B, M, C_r)
         M = b.shape[1]
-        b_sorted, order = torch.sort(b, dim=1)              # keys ordered by b_j: (B, M)
-        v_sorted = v.gather(1, order[..., None].expand_as(v))  # (B, M, C_r)
-        suffix = lambda t: torch.cat([t.flip(1).cumsum(1).flip(1), torch.zeros_like(t[:, :1])], dim=1)  # noqa: E731
-        s_v = suffix(v_sorted)                              # Σ_{s >= k} g_s: (B, M + 1, C_r)
-        s_bv = suffix(b_sorted[..., None] * v_sorted)       # Σ_{s >= k} b_s g_s: (B, M + 1, C_r)
-        first = torch.searchsorted(b_sorted, -a, right=True)  # first key with b_j > -a_i: (B, N)
-        idx = first[..., None].expand(-1, -1, v.shape[-1])  # (B, N, C_r)
-        y = (a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)) / M  # eq. nonlocal-aggregate: (B, N, C_r)
-        return y.to(dtype).unsqueeze(1)                     # (B, 1, N, C_r)
+        b_sorted, order = torch.sort(b, dim=1)              # keys ordered by b_j, eq. nonlocal-aggregate: (B, M)
+        v_sorted = v.gather(1, order[..., None].expand_as(v))  # values in that order, eq. nonlocal-aggregate: (B, M, C_r)
+        s_v = self._suffix_sums(v_sorted)                   # Σ_{s >= k} g_s, eq. nonlocal-aggregate: (B, M + 1, C_r)
+        s_bv = self._suffix_sums(b_sorted[..., None] * v_sorted)  # Σ_{s >= k} b_s g_s, eq. nonlocal-aggregate: (B, M + 1, C_r)
+        first = torch.searchsorted(b_sorted, -a, right=True)  # first key with b_j > -a_i, eq. nonlocal-pairwise: (B, N)
+        idx = first[..., None].expand(-1, -1, v.shape[-1])  # gather index, eq. nonlocal-aggregate: (B, N, C_r)
+        y = (a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)) / M  # (a_i Σ g + Σ b g) / M, eq. nonlocal-aggregate: (B, N, C_r)
+        return y.to(dtype).unsqueeze(1)                     # back to 4-D, eq. nonlocal-aggregate: (B, 1, N, C_r)
+
+    @staticmethod
+    def _suffix_sums(t: torch.Tensor) -> torch.Tensor:
+        """Σ_{s >= k} t[:, s] for k = 0..M (the last one 0): (B, M + 1, d) for t of shape (B, M, d)."""
+        tail = t.flip(1).cumsum(1).flip(1)                  # suffix sums, eq. nonlocal-aggregate: (B, M, C_r)
+        return torch.cat([tail, torch.zeros_like(t[:, :1])], dim=1)  # empty suffix, eq. nonlocal-aggregate: (B, M + 1, C_r)
 
     def _query_indices(self, spatial: tuple[int, ...]) -> list[int]:
         """Flat query positions for the capture queries (fractions (row, col); None -> centre)."""
@@ -298,10 +306,11 @@ class NonLocal(AttentionBlock):
         q, k, v, key_grid = self.embed(x)
         if self._capturing:
             rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)
-            a = self.attention_weights(q[:, :, rows], k)    # only the Q requested rows: (B, 1, Q, M)
-            self._record("attention", a.squeeze(1).reshape(x.shape[0], len(rows), *key_grid))  # (B, Q, H', W')
-        y = self.aggregate(q, k, v)                         # eq. nonlocal-aggregate: (B, 1, N, C_r)
-        y = y.squeeze(1).transpose(1, 2).reshape(x.shape[0], self.inner_channels, *x.shape[2:])  # (B, C_r, H, W)
+            a = self.attention_weights(q[:, :, rows], k)    # only the Q requested rows, eq. nonlocal-normalise: (B, 1, Q, M)
+            a = a.squeeze(1).reshape(x.shape[0], len(rows), *key_grid)  # maps on the key grid, eq. nonlocal-normalise: (B, Q, H', W')
+            self._record("attention", a)
+        y = self.aggregate(q, k, v)                         # weighted sum of values, eq. nonlocal-aggregate: (B, 1, N, C_r)
+        y = y.squeeze(1).transpose(1, 2).reshape(x.shape[0], self.inner_channels, *x.shape[2:])  # back to a map, eq. nonlocal-aggregate: (B, C_r, H, W)
         return self.bn(self.out_conv(y)) + x                # output and residual, eq. nonlocal-out: (B, C, H, W)
 
     def extra_repr(self) -> str:
