@@ -1,4 +1,35 @@
 """The model zoo: small models trained on scenes built from real photographs, with shipped weights.
 
-Not imported by ``import attnlib``; use ``import attnlib.zoo``. Command line: ``python -m attnlib.zoo``.
+Not imported by ``import attnlib``; use ``import attnlib.zoo``. Command line: ``python -m attnlib.zoo``
+(``train --block NAME``, ``train --all``, ``evaluate --all --json``, ``list``).
+
+    >>> import attnlib.zoo as zoo
+    >>> model = zoo.load_model("baseline")                    # doctest: +SKIP
+    >>> data = zoo.make_scenes("test", 8)
+    >>> maps = zoo.attention_maps(zoo.load_model("cbam"), data)  # doctest: +SKIP
+    >>> maps["spatial"][1].shape                                 # doctest: +SKIP
+    torch.Size([8, 16, 16])
 """
+
+from .checkpoint import WeightsError, available, load_model
+from .model import ZooNet
+from .objects import CLASSES, OBJECTS
+from .scenes import Scene, SceneSet, make_scenes, normalise, render_scene
+from .scores import attention_maps, grad_cam, localisation
+
+__all__ = [
+    "CLASSES",
+    "OBJECTS",
+    "Scene",
+    "SceneSet",
+    "WeightsError",
+    "ZooNet",
+    "attention_maps",
+    "available",
+    "grad_cam",
+    "load_model",
+    "localisation",
+    "make_scenes",
+    "normalise",
+    "render_scene",
+]

@@ -1,0 +1,95 @@
+"""Command line of the model zoo.
+
+    python -m attnlib.zoo train --block se          # train one block (and write weights + card)
+    python -m attnlib.zoo train --all               # the baseline and every registered block
+    python -m attnlib.zoo evaluate --all --json     # accuracy and scores of the shipped weights, as JSON
+    python -m attnlib.zoo list                      # the models with shipped weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import checkpoint, pipeline
+
+
+def _names(args) -> list[str]:
+    if args.all:
+        return pipeline.all_models()
+    if not args.block:
+        raise SystemExit("give --block NAME (repeatable) or --all")
+    return list(args.block)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m attnlib.zoo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train zoo models and write their weights and cards")
+    t.add_argument("--block", action="append", help="registry name, or 'baseline' (repeatable)")
+    t.add_argument("--all", action="store_true", help="the baseline and every registered block")
+    t.add_argument("--steps", type=int, default=pipeline.train.STEPS)
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--out", default=None, help="directory for weights and cards (default: the shipped ones)")
+    t.add_argument("--cache", default=None, help="directory to cache rendered training scenes")
+    t.add_argument("--skip-existing", action="store_true", help="keep models that already have a card")
+    t.add_argument("--no-score", action="store_true", help="train and save only; run `score` later")
+    sc = sub.add_parser("score", help="measure saved models on the test scenes and write it into their cards")
+    sc.add_argument("--block", action="append")
+    sc.add_argument("--all", action="store_true", help="every model with weights in the directory")
+    sc.add_argument("--dir", default=None)
+    sc.add_argument("--threads", type=int, default=None)
+    e = sub.add_parser("evaluate", help="accuracy and scores of trained models on fresh test scenes")
+    e.add_argument("--block", action="append")
+    e.add_argument("--all", action="store_true", help="every model with weights in the directory")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--dir", default=None, help="weights directory (default: the shipped ones)")
+    e.add_argument("--device", default="cpu")
+    sub.add_parser("list", help="models with weights")
+    args = p.parse_args(argv)
+
+    if args.command == "list":
+        for n in checkpoint.available():
+            print(n)
+        return 0
+    if args.command == "train":
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        for name in _names(args):
+            if args.skip_existing and name in checkpoint.available(args.out):
+                print(f"{name}: weights exist, skipped", file=sys.stderr)
+                continue
+            card = pipeline.train_and_save(name, steps=args.steps, device=args.device, directory=args.out,
+                                           cache_dir=args.cache, score=not args.no_score)
+            acc = card.get("test", {}).get("accuracy")
+            print(f"{name}: test accuracy {acc}, {card['training']['seconds']:.0f} s "
+                  f"on {card['training']['device']}", file=sys.stderr, flush=True)
+        return 0
+    if args.command == "score":
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        names = checkpoint.available(args.dir) if args.all else _names(args)
+        if "baseline" in names:  # the baseline first: the blocks' Grad-CAM references read it
+            names = ["baseline"] + [n for n in names if n != "baseline"]
+        for name in names:
+            card = pipeline.score_saved(name, directory=args.dir)
+            print(f"{name}: test accuracy {card['test']['accuracy']:.3f}", file=sys.stderr, flush=True)
+        return 0
+    names = checkpoint.available(args.dir) if args.all else _names(args)
+    results = {n: pipeline.evaluate_model(n, directory=args.dir, device=args.device) for n in names}
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(pipeline.format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Train, save, reload and score zoo models: what ``python -m attnlib.zoo`` runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+import attnlib
+
+from . import checkpoint, evaluate, scores, train
+from .checkpoint import BASELINE
+
+
+def all_models() -> list[str]:
+    """The baseline, then every registered block, in registration order."""
+    return [BASELINE, *attnlib.list_blocks()]
+
+
+def test_set():
+    return train.scene_set("test", train.N_TEST, train.SEED)
+
+
+def val_set():
+    return train.scene_set("val", train.N_VAL, train.SEED)
+
+
+def _baseline_for_scores(name: str, directory) -> torch.nn.Module | None:
+    if name == BASELINE:
+        return None
+    try:
+        return checkpoint.load_model(BASELINE, directory)
+    except checkpoint.WeightsError:
+        return None
+
+
+def measure(model, name: str, directory=None) -> dict:
+    """Test accuracy and scores of ``model`` (as loaded from its file) on the fixed test scenes."""
+    data = test_set()
+    result = {"test": {"split": "test", "n": len(data), "seed": train.SEED,
+                       "accuracy": round(evaluate.accuracy(model, data), 4)}}
+    result["val_accuracy"] = round(evaluate.accuracy(model, val_set()), 4)
+    if name != BASELINE:
+        result["scores"] = scores.model_scores(model, data, _baseline_for_scores(name, directory))
+    else:
+        result["scores"] = scores.baseline_scores(model, data)
+    return result
+
+
+def train_and_save(name: str, *, steps: int = train.STEPS, device=None, directory=None, cache_dir=None,
+                   progress: bool = True, n_train: int = train.N_TRAIN, score: bool = True) -> dict:
+    """Train zoo model ``name`` (a block or ``"baseline"``), save weights and card, reload the file,
+    measure it on the test scenes and write the measurements into the card. Returns the card."""
+    block = None if name == BASELINE else name
+    model, info = train.train(block, steps=steps, device=device, cache_dir=cache_dir, progress=progress,
+                              n_train=n_train)
+    card = {
+        "name": name,
+        "block": block,
+        "training": {**info, "recipe": "see attnlib/zoo/train.py"},
+        "library_version": attnlib.__version__,
+        "torch_version": torch.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    checkpoint.save(model.cpu(), card, directory)
+    if score:
+        return score_saved(name, directory)
+    return checkpoint.read_card(name, directory)
+
+
+def score_saved(name: str, directory=None) -> dict:
+    """Reload the saved model ``name``, measure it on the test scenes, write the numbers into its card."""
+    loaded = checkpoint.load_model(name, directory)
+    card = checkpoint.read_card(name, directory)
+    card.update(measure(loaded, name, directory))
+    card["file_bytes"] = checkpoint.paths(name, directory)[0].stat().st_size
+    checkpoint.write_card(card, name, directory)
+    return card
+
+
+def evaluate_model(name: str, directory=None, device="cpu") -> dict:
+    """Re-measure the shipped model ``name`` on freshly rendered test scenes, next to its card."""
+    card = checkpoint.read_card(name, directory)
+    model = checkpoint.load_model(name, directory, device=device)
+    fresh = measure(model, name, directory)
+    return {"name": name, "block": card.get("block"), "parameters": card.get("parameters"),
+            "device": card.get("training", {}).get("device"),
+            "training_seconds": card.get("training", {}).get("seconds"),
+            "card_test_accuracy": card.get("test", {}).get("accuracy"), **fresh}
+
+
+def format_table(results: dict) -> str:
+    rows = [f"{'model':<14}{'acc':>7}{'card':>7}{'loc (stage 1)':>22}{'selectivity':>14}{'params':>9}"]
+    for n, r in results.items():
+        loc = r.get("scores", {}).get("localisation_headline")
+        loc_s = f"{loc['mean']:.2f} [{loc['ci95'][0]:.2f}, {loc['ci95'][1]:.2f}]" if loc else "-"
+        sel = r.get("scores", {}).get("selectivity")
+        sel_s = " ".join(f"{v:.3f}" for v in sel.values()) if sel else "-"
+        rows.append(f"{n:<14}{r['test']['accuracy']:>7.3f}{(r.get('card_test_accuracy') or 0):>7.3f}"
+                    f"{loc_s:>22}{sel_s:>14}{r.get('parameters') or 0:>9}")
+    return "\n".join(rows)
