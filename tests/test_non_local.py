@@ -168,9 +168,10 @@ def test_capture_in_1d_and_3d_picks_the_documented_positions():
             torch.testing.assert_close(att[:, n].reshape(2, -1), full[:, pick(r, c)])
 
 
-def test_sdpa_inputs_are_4d_contiguous_even_for_channels_last_input():
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_sdpa_inputs_are_4d_contiguous(memory_format):
     block = NonLocal(16)
-    x = torch.randn(2, 16, 8, 6).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 16, 8, 6).to(memory_format=memory_format)
     for t in block.embed(x)[:3]:
         assert t.dim() == 4 and t.shape[1] == 1 and t.is_contiguous()
 
@@ -200,3 +201,23 @@ def test_bad_inputs_raise():
         NonLocal(8)(torch.randn(2, 8, 1, 6))                                 # nothing left to pool
     assert NonLocal(8, sub_sample=False)(torch.randn(2, 8, 1, 6)).shape == (2, 8, 1, 6)
     assert NonLocal(8, dimension=3)(torch.randn(2, 8, 1, 4, 4)).shape == (2, 8, 1, 4, 4)  # T is not pooled
+
+
+@pytest.mark.skipif(not hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"),
+                    reason="this PyTorch has no fused CPU attention kernel")
+@pytest.mark.parametrize("mode", ["embedded_gaussian", "gaussian"])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
+def test_softmax_modes_run_the_fused_cpu_kernel_never_the_matrix(mode, train, memory_format):
+    """On CPU, SDPA falls back to the math kernel (softmax of an N x M matrix) unless q, k, v are 4-D and
+    contiguous (and equally wide): the fast path must dispatch to the fused kernel, also for a
+    channels_last input and with gradients."""
+    from torch.profiler import ProfilerActivity, profile
+
+    block = NonLocal(16, mode=mode).train(train)
+    x = torch.randn(2, 16, 12, 10).to(memory_format=memory_format).requires_grad_(train)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        block(x)
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in ops
+    assert not ops & {"aten::_softmax", "aten::bmm", "aten::_scaled_dot_product_attention_math"}, sorted(ops)
