@@ -118,3 +118,20 @@ def test_avg_pooling_records_nothing():
     with attnlib.capture(block) as maps:
         block(_x().float())
     assert maps == {}
+
+
+def test_parameter_count_on_resnet50_stages_c3_to_c5_matches_the_paper():
+    """GC after the last 1x1 conv of every bottleneck of stages c3-c5 (r = 16): ResNet-50 25.56M -> 28.08M."""
+    stages = [(512, 4), (1024, 6), (2048, 3)]  # (output width 4 * planes, number of bottlenecks)
+    total = 0
+    for C, n in stages:
+        Cr = C // 16
+        formula = C + (C * Cr + Cr) + 2 * Cr + (Cr * C + C)  # w_k, W_v1 (+ b), LayerNorm (γ, β), W_v2 (+ b)
+        module = sum(p.numel() for p in GlobalContext(C).parameters())
+        assert module == formula
+        total += n * module
+    resnet50 = 25_557_032
+    print(f"\nGC on ResNet-50 c3-c5: {total} parameters; {resnet50 / 1e6:.2f}M -> {(resnet50 + total) / 1e6:.2f}M "
+          f"(paper: 28.08M)")
+    assert total == 2_521_728
+    assert round((resnet50 + total) / 1e6, 2) == 28.08
