@@ -142,6 +142,13 @@ def test_colab_link_writer_inserts_under_the_title():
     assert sync_notebooks.with_colab_link("# T\n\n[Open in Colab](old)\n", "L") == "# T\n\n[Open in Colab](L)\n"
 
 
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_chapter_picks_its_device_with_attnlib_device(md):
+    code = "\n".join(c.source for c in _code_cells(jupytext.reads(md.read_text(), fmt="md:myst")))
+    assert "attnlib.device()" in code, f"{md.name}: use attnlib.device() so the chapter runs on a GPU when present"
+    assert ".cuda()" not in code and 'device="cuda"' not in code, f"{md.name}: hard-coded CUDA"
+
+
 def test_url_writer_replaces_the_install_line():
     text = 'x\nATTNLIB_URL = "git+https://example.org/old@dev"\ny\n'
     assert sync_notebooks.with_url(text, "git+https://e/new@main") == 'x\nATTNLIB_URL = "git+https://e/new@main"\ny\n'
