@@ -254,9 +254,11 @@ _JS = r"""
   }
   function eqRef(label) {
     if (!label) { return '<span class="ats-muted">no equation label</span>'; }
-    var target = document.getElementById("equation-" + label);
+    // a labelled equation on this page (Sphinx id "equation-<label>", possibly normalised) becomes a link
+    var target = document.getElementById("equation-" + label) ||
+      document.getElementById("equation-" + label.toLowerCase().replace(/[^a-z0-9]+/g, "-"));
     var inner = "eq. " + esc(label);
-    return target ? '<a class="ats-eq" href="#equation-' + esc(label) + '">' + inner + "</a>"
+    return target ? '<a class="ats-eq" href="#' + esc(target.id) + '">' + inner + "</a>"
                   : '<span class="ats-eq">' + inner + "</span>";
   }
   function outSyms(t) {
@@ -304,9 +306,10 @@ _JS = r"""
     if (st.mismatch) { h += '<div class="ats-warn">comment and real shape disagree: ' + esc(st.mismatch) + "</div>"; }
     view.innerHTML = h;
     list.innerHTML = t.st.map(function (s, i) {
-      return '<li data-i="' + i + '"' + (i === step ? ' class="ats-current"' : "") + ">" + esc(stepName(s)) +
-        (s.label ? ' <span class="ats-muted">[' + esc(s.label) + "]</span>" : "") + " <code>" +
-        esc(s.op) + "</code> \u2192 <code>" + esc(shapeText(s.outputs[0], s.osyms[0])) + "</code></li>";
+      var named = s.name || s.label;
+      return '<li data-i="' + i + '"' + (i === step ? ' class="ats-current"' : "") + ">" +
+        (named ? esc(named) + " " : "") + (s.label ? '<span class="ats-muted">[' + esc(s.label) + "]</span> " : "") +
+        "<code>" + esc(s.op) + "</code> \u2192 <code>" + esc(shapeText(s.outputs[0], s.osyms[0])) + "</code></li>";
     }).join("");
     var cur = list.querySelector("li.ats-current");
     if (cur && list.scrollHeight > list.clientHeight) {  // scroll the list only, never the page
@@ -583,8 +586,9 @@ def render_step_html(trace: Trace, index: int) -> str:
     rows = []
     for s in trace.steps:
         cur = ' class="ats-current"' if s.index == index else ""
-        lab = f' <span class="ats-muted">[{esc(s.label)}]</span>' if s.label else ""
-        rows.append(f"<li{cur}>{esc(s.name or s.label or _display_op(s.op))}{lab} <code>{esc(_display_op(s.op))}</code> → "
+        lab = f'<span class="ats-muted">[{esc(s.label)}]</span> ' if s.label else ""
+        named = s.name or s.label
+        rows.append(f"<li{cur}>{esc(named) + ' ' if named else ''}{lab}<code>{esc(_display_op(s.op))}</code> → "
                     f"<code>{esc(s.format_output())}</code></li>")
     parts.append(f'<ol class="ats-list">{"".join(rows)}</ol>')
     parts.append('<div class="ats-legend">' + "".join(f"<span><b>{esc(k)}</b>: {esc(v)}</span>" for k, v in legend.items())

@@ -83,6 +83,9 @@ _BLOCKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blocks")
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _THIS_FILE = os.path.abspath(__file__)
 _TRANSPOSE_PROPERTIES = {"T", "mT", "H", "mH"}
+#: ops that may keep the shape while moving axes: their output's axis names say nothing about the input's
+_REORDERING = {"transpose", "transpose_", "permute", "t", "T", "mT", "H", "mH", "swapaxes", "swapdims", "movedim",
+               "moveaxis", "view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "rot90", "as_strided"}
 _FULL_COMMENT = re.compile(r"^(?:(?P<step>.*?)\s*,\s*)?eq\.\s*(?P<label>[\w.:\-]+)\s*(?::\s*(?P<shape>.*?))?\s*$")
 _NAMED_SHAPE = re.compile(r"^(?P<step>[^:()#]+?)\s*:\s*(?P<shape>\(.*\))\s*$")
 _SHAPE_ONLY = re.compile(r"^(?P<shape>\(.*\))\s*$")
@@ -655,60 +658,80 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
         else:
             assigned[run[-1]] = (symbolic, shapes)
 
+    n = len(raw)
+    syms: list[list[tuple[str | None, ...]]] = [[] for _ in range(n)]
+    fixed = [False] * n          # symbols taken from a comment are never changed
+    mismatches: list[str | None] = [None] * n
+
+    def input_symbols(i: int) -> list[StepInput]:
+        out = []
+        for shape, nm, src in raw[i].inputs:
+            if src is not None:
+                sy = next((syms[src][k] for k, o in enumerate(raw[src].outputs) if o == shape), (None,) * len(shape))
+            elif nm == "x" and shape == tuple(input_shape):
+                sy = in_syms
+            else:
+                sy = (None,) * len(shape)
+            out.append(StepInput(shape, nm, src, tuple(sy)))
+        return out
+
+    # forward: symbols from the comments (binding new symbols in order), else inferred from the inputs
+    for i, r in enumerate(raw):
+        symbolic, groups = assigned.get(i, (None, []))
+        if not groups:
+            syms[i] = [_infer(shape, input_symbols(i)) for shape in r.outputs]
+            continue
+        fixed[i] = True
+        if len(groups) == 1 and len(r.outputs) > 1:
+            groups = groups * len(r.outputs)
+        problems = []
+        if len(groups) != len(r.outputs):
+            problems.append(f"comment gives {len(groups)} shapes for {len(r.outputs)} outputs")
+        for k, shape in enumerate(r.outputs):
+            axes = groups[k] if k < len(groups) else []
+            if axes and len(axes) != len(shape):
+                problems.append(f"comment {symbolic} has {len(axes)} axes, output has shape {shape}")
+                axes = []
+            for expr, size in zip(axes, shape):
+                kind, value = _eval_axis(expr, env)
+                if kind == "name":
+                    env[value] = size
+                elif kind == "num" and not _matches(value, size):
+                    problems.append(f"axis {expr} should be {value:g} but is {size}")
+            syms[i].append(tuple(axes) if axes else _infer(shape, input_symbols(i)))
+        mismatches[i] = "; ".join(problems) or None
+    # backward: a shape-preserving op (sigmoid, relu, a scale) names its input's axes as its output's
+    for i in range(n - 1, -1, -1):
+        r = raw[i]
+        if len(r.outputs) != 1 or r.op in _REORDERING:
+            continue
+        for shape, nm, src in r.inputs:
+            if src is None or fixed[src] or shape != r.outputs[0]:
+                continue
+            for k, o in enumerate(raw[src].outputs):
+                if o == shape:
+                    syms[src][k] = tuple(a if a is not None else b for a, b in zip(syms[src][k], syms[i][0]))
+    # forward again: later inferences see what the backward pass filled in
+    for i in range(n):
+        if not fixed[i]:
+            fresh = [_infer(shape, input_symbols(i)) for shape in raw[i].outputs]
+            syms[i] = [tuple(a if a is not None else b for a, b in zip(old, new)) for old, new in zip(syms[i], fresh)]
+
     steps: list[Step] = []
     for i, r in enumerate(raw):
         comment, text = comments[i]
         step_name, label, _ = parse_comment(comment)
-        inputs = []
-        for shape, nm, src in r.inputs:
-            if src is not None:
-                syms = (None,) * len(shape)
-                for k, o in enumerate(steps[src].outputs):
-                    if o == shape:
-                        syms = steps[src].output_symbols[k]
-                        break
-            elif nm == "x" and shape == tuple(input_shape):
-                syms = in_syms
-            else:
-                syms = (None,) * len(shape)
-            inputs.append(StepInput(shape, nm, src, tuple(syms)))
-        mismatch = None
-        symbolic, groups = assigned.get(i, (None, []))
-        out_syms: list[tuple[str | None, ...]] = []
-        symbols_from = None
-        if groups:
-            if len(groups) == 1 and len(r.outputs) > 1:
-                groups = groups * len(r.outputs)
-            problems = []
-            if len(groups) != len(r.outputs):
-                problems.append(f"comment gives {len(groups)} shapes for {len(r.outputs)} outputs")
-            for k, shape in enumerate(r.outputs):
-                axes = groups[k] if k < len(groups) else []
-                if axes and len(axes) != len(shape):
-                    problems.append(f"comment {symbolic} has {len(axes)} axes, output has shape {shape}")
-                    out_syms.append(_infer(shape, inputs))
-                    continue
-                syms = []
-                for expr, size in zip(axes, shape):
-                    kind, value = _eval_axis(expr, env)
-                    if kind == "name":
-                        env[value] = size
-                    elif kind == "num" and not _matches(value, size):
-                        problems.append(f"axis {expr} should be {value:g} but is {size}")
-                    syms.append(expr)
-                out_syms.append(tuple(syms) if axes else _infer(shape, inputs))
-            mismatch = "; ".join(problems) or None
+        symbolic = assigned.get(i, (None, []))[0]
+        if fixed[i]:
             symbols_from = "comment"
         else:
-            out_syms = [_infer(shape, inputs) for shape in r.outputs]
-            if any(s is not None for syms in out_syms for s in syms):
-                symbols_from = "inferred"
+            symbols_from = "inferred" if any(x is not None for sy in syms[i] for x in sy) else None
         steps.append(Step(
             index=i, op=r.op, module=r.module, module_type=r.module_type, name=step_name, label=label,
-            symbolic=symbolic, inputs=tuple(inputs), outputs=tuple(r.outputs),
-            output_symbols=tuple(out_syms), symbols_from=symbols_from, source=text,
+            symbolic=symbolic, inputs=tuple(input_symbols(i)), outputs=tuple(r.outputs),
+            output_symbols=tuple(syms[i]), symbols_from=symbols_from, source=text,
             location=f"{_relpath(r.filename)}:{r.line}" if r.filename else "", function=r.function,
-            comment=comment, mismatch=mismatch,
+            comment=comment, mismatch=mismatches[i],
         ))
     return steps, env
 

@@ -132,7 +132,7 @@ def test_two_steppers_do_not_share_ids_or_state():
         assert set(ref.findall(p.scripts[0])) == {page.element_id}
         assert "getElementById(\"" + page.element_id + "\")" in p.scripts[0]
         # no global state: nothing assigned to window or document properties, no ids looked up but the root
-        assert "window." not in p.scripts[0] and p.scripts[0].count("getElementById(") == 2  # root + equation link
+        assert "window." not in p.scripts[0] and p.scripts[0].count("getElementById(") == 3  # root + equation link
     # the CSS is scoped to the stepper class
     css = re.search(r"<style>(.*?)</style>", a.html, re.S).group(1)
     assert all(rule.strip().startswith(".attnlib-stepper") for rule in css.split("}") if rule.strip())
@@ -216,7 +216,7 @@ def test_two_steppers_in_a_browser(tmp_path):
     page = tmp_path / "two.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'></head><body>" + a.html + b.html
                     + _HARNESS % {"a": a.element_id, "b": b.element_id} + "</body></html>")
-    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
     assert m, proc.stderr[-2000:]
@@ -248,7 +248,7 @@ def test_invalid_setting_shows_the_error_in_a_browser(tmp_path):
     });</script>""" % a.element_id
     page = tmp_path / "one.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'></head><body>" + a.html + harness + "</body></html>")
-    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
     assert m, proc.stderr[-2000:]

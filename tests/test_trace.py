@@ -129,6 +129,9 @@ def test_se_trace_matches_hand_computed_intermediates():
     # the line's comment (B, C) belongs to its last op; the hidden (B, C_r) is not named C
     assert fc1.symbolic is None and fc1.output_symbols == (("B", None),) and fc1.symbols_from == "inferred"
     assert excite[-1].symbolic == "(B, C)" and excite[-1].output_symbols == (("B", "C"),)
+    # the sigmoid keeps the shape, so its input (the fc2 output) is (B, C) too: named backwards
+    assert excite[2].output_symbols == (("B", "C"),) and excite[2].symbols_from == "inferred"
+    assert excite[-1].inputs[0].symbols == ("B", "C")
     gate = t.steps[5]
     assert gate.output_shape == (2, 32, 1, 1) and gate.output_symbols == (("B", "C", "1", "1"),)
     assert gate.format_output() == "(B=2, C=32, 1, 1)"
