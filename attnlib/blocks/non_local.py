@@ -11,24 +11,24 @@ Equations (book labels):
     nonlocal-theta      θ(x_i) = W_θ x_i + b_θ                   (queries)
     nonlocal-phi        φ(x_j) = W_φ x_j (+ b_φ)                 (keys)
     nonlocal-g          g(x_j) = W_g x_j + b_g                   (values)
-    nonlocal-subsample  2x2 max pooling of φ and g (1-D: 2, 3-D: (1, 2, 2)), N -> M keys
+    nonlocal-subsample  2x2 max pooling of φ and g (1-D: 2, 3-D: (1, 2, 2)), N -> N' keys
     nonlocal-pairwise   f(x_i, x_j): exp(θ_iᵀφ_j), exp(x_iᵀx_j), θ_iᵀφ_j or ReLU(w_fᵀ[θ_i; φ_j])
-    nonlocal-normalise  a_ij = f_ij / C(x): softmax over j, or divide by M
+    nonlocal-normalise  a_ij = f_ij / C(x): softmax over j, or divide by N'
     nonlocal-aggregate  y_i = Σ_j a_ij g(x_j)
     nonlocal-out        z_i = BN(W_z y_i) + x_i
 
 Computation (``implementation``):
-    * ``"fast"`` (default): no M x N matrix is built.
+    * ``"fast"`` (default): no N' x N matrix is built.
       - embedded Gaussian and Gaussian: ``torch.nn.functional.scaled_dot_product_attention`` on 4-D
         contiguous ``(B, 1, N, d)`` tensors (on CPU only that layout takes the fused O(N)-memory kernel;
         3-D or strided inputs silently fall back to a path that builds the matrix). In Gaussian mode the
         values (width C/2) are zero-padded to the key width C, because the fused kernel needs equal widths.
-      - dot product: associativity, y = θ (φᵀ g) / M, linear in N.
+      - dot product: associativity, y = θ (φᵀ g) / N', linear in N.
       - concatenation: ReLU(a_i + b_j) with a_i = w_θᵀθ_i, b_j = w_φᵀφ_j does not factor, but sorting the
-        b_j makes it exact in O((N + M) log M) time and O(N + M) memory: for each i only keys with
-        b_j > -a_i contribute, so y_i = (a_i Σ_{b_j > -a_i} g_j + Σ_{b_j > -a_i} b_j g_j) / M, two suffix sums
+        b_j makes it exact in O((N + N') log N') time and O(N + N') memory: for each i only keys with
+        b_j > -a_i contribute, so y_i = (a_i Σ_{b_j > -a_i} g_j + Σ_{b_j > -a_i} b_j g_j) / N', two suffix sums
         read at the position found by binary search.
-    * ``"explicit"``: the equations as written, with the (B, N, M) matrix of a_ij. Every mode supports it;
+    * ``"explicit"``: the equations as written, with the (B, N, N') matrix of a_ij. Every mode supports it;
       tests tie it to the fast path.
 
 Deviations from the paper:
@@ -39,7 +39,7 @@ Deviations from the paper:
       concatenation modes, where it matters.
     * Sub-sampling pools *after* φ and g (as the paper says); the official code pools the input before φ
       and g, which is not the same for a learned 1x1 convolution.
-    * C(x) for the dot-product and concatenation modes is M, the number of key positions (N without
+    * C(x) for the dot-product and concatenation modes is N', the number of key positions (N without
       sub-sampling), so that a_ij sums over the same positions it is divided by.
     * Initialisation follows the official code: 1x1 convolutions (and w_f) ~ N(0, 0.01²), biases 0,
       BN scale and shift 0.
@@ -67,11 +67,6 @@ _POOL = {1: (nn.MaxPool1d, 2), 2: (nn.MaxPool2d, (2, 2)), 3: (nn.MaxPool3d, (1, 
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
-def _tokens(t: torch.Tensor) -> torch.Tensor:
-    """(B, c, *spatial) -> (B, 1, positions, c), contiguous: the layout the fused SDPA kernel needs."""
-    return t.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
-
-
 def _check_flag(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -90,9 +85,9 @@ class NonLocal(AttentionBlock):
     with, per ``mode``, :math:`f = e^{\theta_i^\top \phi_j}` (embedded Gaussian),
     :math:`e^{x_i^\top x_j}` (Gaussian), :math:`\theta_i^\top \phi_j` (dot product) or
     :math:`\mathrm{ReLU}(w_f^\top [\theta_i; \phi_j])` (concatenation); :math:`\mathcal{C}(x) = \sum_j f`
-    (a softmax over j) for the first two and :math:`M` (the number of key positions) for the last two.
+    (a softmax over j) for the first two and :math:`N'` (the number of key positions) for the last two.
     :math:`\theta, \phi, g` are 1x1 convolutions :math:`C \to C_r = \lfloor C/2 \rfloor`; with
-    ``sub_sample`` the keys :math:`\phi` and values :math:`g` are max-pooled 2x2, so :math:`M = N/4`.
+    ``sub_sample`` the keys :math:`\phi` and values :math:`g` are max-pooled 2x2, so :math:`N' = N/4`.
 
     Args:
         channels: C, the number of input (and output) channels.
@@ -103,8 +98,8 @@ class NonLocal(AttentionBlock):
         reduction: the inner width is :math:`C_r = \lfloor C / \text{reduction} \rfloor` (paper: 2).
         scale_logits: multiply the softmax logits by :math:`1/\sqrt{d}` (d = width of θ: C_r, or C in
             Gaussian mode), as the official code does. Only for the two softmax modes. Default False.
-        implementation: ``"fast"`` (default: SDPA / associativity / sorted prefix sums, no M x N matrix)
-            or ``"explicit"`` (builds the (B, N, M) matrix; equation-shaped).
+        implementation: ``"fast"`` (default: SDPA / associativity / sorted prefix sums, no N' x N matrix)
+            or ``"explicit"`` (builds the (B, N, N') matrix; equation-shaped).
 
     Shape:
         - Input: :math:`(B, C, H, W)` (``dimension=2``; :math:`(B, C, L)` for 1, :math:`(B, C, T, H, W)`
@@ -206,83 +201,87 @@ class NonLocal(AttentionBlock):
                 )
 
     def embed(self, x: torch.Tensor):
-        """Queries, keys and values as contiguous 4-D tensors (B, 1, N, d), (B, 1, M, d), (B, 1, M, C_r),
+        """Queries, keys and values as contiguous 4-D tensors (B, 1, N, d), (B, 1, N', d), (B, 1, N', C_r),
         and the spatial shape of the key grid."""
-        if self.mode == "gaussian":                        # θ and φ are the identity on x
-            q_map = x                                       # queries, eq. nonlocal-theta: (B, C, H, W)
-            k_map = self.pool(x)                            # keys, eq. nonlocal-subsample: (B, C, H', W')
+        # tokens: (B, d, *grid) -> (B, 1, positions, d), contiguous, the layout the fused SDPA kernel needs
+        if self.mode == "gaussian":                         # θ and φ are the identity on x
+            k_map = self.pool(x)                            # keys φ(x) = x, sub-sampled, eq. nonlocal-subsample: (B, C, H', W')
+            q = x.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # query tokens, eq. nonlocal-theta: (B, 1, N, C)
+            k = k_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # key tokens, eq. nonlocal-phi: (B, 1, N', C)
         else:
             q_map = self.theta(x)                           # queries, eq. nonlocal-theta: (B, C_r, H, W)
-            k_map = self.pool(self.phi(x))                  # keys, eq. nonlocal-phi: (B, C_r, H', W')
-        v_map = self.pool(self.g(x))                        # values, eq. nonlocal-g: (B, C_r, H', W')
-        q = _tokens(q_map)                                  # query tokens, eq. nonlocal-theta: (B, 1, N, C_r)
-        k = _tokens(k_map)                                  # key tokens, eq. nonlocal-phi: (B, 1, M, C_r)
-        v = _tokens(v_map)                                  # value tokens, eq. nonlocal-g: (B, 1, M, C_r)
+            k_map = self.phi(x)                             # keys, eq. nonlocal-phi: (B, C_r, H, W)
+            k_map = self.pool(k_map)                        # sub-sample the keys, eq. nonlocal-subsample: (B, C_r, H', W')
+            q = q_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # query tokens, eq. nonlocal-theta: (B, 1, N, C_r)
+            k = k_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # key tokens, eq. nonlocal-phi: (B, 1, N', C_r)
+        v_map = self.g(x)                                   # values, eq. nonlocal-g: (B, C_r, H, W)
+        v_map = self.pool(v_map)                            # sub-sample the values, eq. nonlocal-subsample: (B, C_r, H', W')
+        v = v_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # value tokens, eq. nonlocal-g: (B, 1, N', C_r)
         return q, k, v, tuple(v_map.shape[2:])
 
     def _concat_terms(self, q: torch.Tensor, k: torch.Tensor):
-        """a_i = w_θᵀθ_i and b_j = w_φᵀφ_j of the concatenation mode: (B, 1, N) and (B, 1, M)."""
-        w = self.concat_project.weight[0]                   # w_f = [w_θ; w_φ], eq. nonlocal-pairwise: (2 C_r,)
+        """a_i = w_θᵀθ_i and b_j = w_φᵀφ_j of the concatenation mode: (B, 1, N) and (B, 1, N')."""
+        w = self.concat_project.weight[0]                   # w_f = [w_θ; w_φ], eq. nonlocal-pairwise: (2*C_r)
         a = q @ w[: self.inner_channels]                    # query term a_i, eq. nonlocal-pairwise: (B, 1, N)
-        b = k @ w[self.inner_channels:]                     # key term b_j, eq. nonlocal-pairwise: (B, 1, M)
+        b = k @ w[self.inner_channels:]                     # key term b_j, eq. nonlocal-pairwise: (B, 1, N')
         return a, b
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """The normalised weights a_ij for the given query rows: (B, 1, Q, M) for q of shape (B, 1, Q, d).
+        """The normalised weights a_ij for the given query rows: (B, 1, Q, N') for q of shape (B, 1, Q, d).
 
-        This is the explicit formulation: memory grows as Q·M.
+        This is the explicit formulation: memory grows as Q·N'.
         """
-        M = k.shape[2]
+        n_keys = k.shape[2]
         if self.mode == "concatenation":
             a, b = self._concat_terms(q, k)
-            f = torch.relu(a[..., :, None] + b[..., None, :])  # pairwise, eq. nonlocal-pairwise: (B, 1, Q, M)
-            return f / M                                    # normalise by C(x) = M, eq. nonlocal-normalise: (B, 1, Q, M)
-        f = (q @ k.transpose(-2, -1))                       # pairwise logits, eq. nonlocal-pairwise: (B, 1, Q, M)
+            f = torch.relu(a[..., :, None] + b[..., None, :])  # pairwise, eq. nonlocal-pairwise: (B, 1, Q, N')
+            return f / n_keys                               # normalise by C(x) = N', eq. nonlocal-normalise: (B, 1, Q, N')
+        f = (q @ k.transpose(-2, -1))                       # pairwise logits, eq. nonlocal-pairwise: (B, 1, Q, N')
         if self.mode == "dot_product":
-            return f / M                                    # normalise by C(x) = M, eq. nonlocal-normalise: (B, 1, Q, M)
+            return f / n_keys                               # normalise by C(x) = N', eq. nonlocal-normalise: (B, 1, Q, N')
         if self.scale_logits:
-            f = f * self._logit_scale                       # logit scale 1/sqrt(d), eq. nonlocal-pairwise: (B, 1, Q, M)
-        return torch.softmax(f, dim=-1)                     # normalise (softmax), eq. nonlocal-normalise: (B, 1, Q, M)
+            f = f * self._logit_scale                       # logit scale 1/sqrt(d), eq. nonlocal-pairwise: (B, 1, Q, N')
+        return torch.softmax(f, dim=-1)                     # normalise (softmax), eq. nonlocal-normalise: (B, 1, Q, N')
 
     def aggregate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """y_i = Σ_j a_ij g_j for every query: (B, 1, N, C_r), by ``self.implementation``."""
         if self.implementation == "explicit":
             return self.attention_weights(q, k) @ v          # aggregate, eq. nonlocal-aggregate: (B, 1, N, C_r)
-        M = k.shape[2]
+        n_keys = k.shape[2]
         if self.mode == "embedded_gaussian":
             return F.scaled_dot_product_attention(q, k, v, scale=self._logit_scale)  # fused softmax attention, eq. nonlocal-aggregate: (B, 1, N, C_r)
         if self.mode == "gaussian":
-            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # zero-pad values to the key width, eq. nonlocal-g: (B, 1, M, C)
+            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # zero-pad values to the key width, eq. nonlocal-g: (B, 1, N', C)
             y = F.scaled_dot_product_attention(q, k, v_pad, scale=self._logit_scale)  # fused softmax attention, eq. nonlocal-aggregate: (B, 1, N, C)
             return y[..., : self.inner_channels]            # drop the zero padding, eq. nonlocal-aggregate: (B, 1, N, C_r)
         if self.mode == "dot_product":
             kv = k.transpose(-2, -1) @ v                    # φᵀ g first (associativity), eq. nonlocal-aggregate: (B, 1, C_r, C_r)
-            return (q @ kv) / M                             # θ (φᵀ g) / M, eq. nonlocal-aggregate: (B, 1, N, C_r)
+            return (q @ kv) / n_keys                        # θ (φᵀ g) / N', eq. nonlocal-aggregate: (B, 1, N, C_r)
         return self._concat_sorted(q, k, v)
 
     def _concat_sorted(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Concatenation mode without the N x M matrix (see the module docstring)."""
+        """Concatenation mode without the N x N' matrix (see the module docstring)."""
         dtype = v.dtype
         work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype  # suffix sums in >= fp32
         a, b = self._concat_terms(q, k)
         a = a.squeeze(1).to(work)                           # query terms a_i, eq. nonlocal-pairwise: (B, N)
-        b = b.squeeze(1).to(work)                           # key terms b_j, eq. nonlocal-pairwise: (B, M)
-        v = v.squeeze(1).to(work)                           # values g_j, eq. nonlocal-g: (B, M, C_r)
-        M = b.shape[1]
-        b_sorted, order = torch.sort(b, dim=1)              # keys ordered by b_j, eq. nonlocal-aggregate: (B, M)
-        v_sorted = v.gather(1, order[..., None].expand_as(v))  # values in that order, eq. nonlocal-aggregate: (B, M, C_r)
-        s_v = self._suffix_sums(v_sorted)                   # Σ_{s >= k} g_s, eq. nonlocal-aggregate: (B, M + 1, C_r)
-        s_bv = self._suffix_sums(b_sorted[..., None] * v_sorted)  # Σ_{s >= k} b_s g_s, eq. nonlocal-aggregate: (B, M + 1, C_r)
+        b = b.squeeze(1).to(work)                           # key terms b_j, eq. nonlocal-pairwise: (B, N')
+        v = v.squeeze(1).to(work)                           # values g_j, eq. nonlocal-g: (B, N', C_r)
+        n_keys = b.shape[1]
+        b_sorted, order = torch.sort(b, dim=1)              # keys ordered by b_j, eq. nonlocal-aggregate: (B, N')
+        v_sorted = v.gather(1, order[..., None].expand_as(v))  # values in that order, eq. nonlocal-aggregate: (B, N', C_r)
+        s_v = self._suffix_sums(v_sorted)                   # Σ_{s >= k} g_s, eq. nonlocal-aggregate: (B, N' + 1, C_r)
+        s_bv = self._suffix_sums(b_sorted[..., None] * v_sorted)  # Σ_{s >= k} b_s g_s, eq. nonlocal-aggregate: (B, N' + 1, C_r)
         first = torch.searchsorted(b_sorted, -a, right=True)  # first key with b_j > -a_i, eq. nonlocal-pairwise: (B, N)
         idx = first[..., None].expand(-1, -1, v.shape[-1])  # gather index, eq. nonlocal-aggregate: (B, N, C_r)
-        y = (a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)) / M  # (a_i Σ g + Σ b g) / M, eq. nonlocal-aggregate: (B, N, C_r)
+        y = (a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)) / n_keys  # (a_i Σ g + Σ b g) / N', eq. nonlocal-aggregate: (B, N, C_r)
         return y.to(dtype).unsqueeze(1)                     # back to 4-D, eq. nonlocal-aggregate: (B, 1, N, C_r)
 
     @staticmethod
     def _suffix_sums(t: torch.Tensor) -> torch.Tensor:
-        """Σ_{s >= k} t[:, s] for k = 0..M (the last one 0): (B, M + 1, d) for t of shape (B, M, d)."""
-        tail = t.flip(1).cumsum(1).flip(1)                  # suffix sums, eq. nonlocal-aggregate: (B, M, C_r)
-        return torch.cat([tail, torch.zeros_like(t[:, :1])], dim=1)  # empty suffix, eq. nonlocal-aggregate: (B, M + 1, C_r)
+        """Σ_{s >= k} t[:, s] for k = 0..N' (the last one 0): (B, N' + 1, d) for t of shape (B, N', d)."""
+        tail = t.flip(1).cumsum(1).flip(1)                  # suffix sums, eq. nonlocal-aggregate: (B, N', C_r)
+        return torch.cat([tail, torch.zeros_like(t[:, :1])], dim=1)  # empty suffix, eq. nonlocal-aggregate: (B, N' + 1, C_r)
 
     def _query_indices(self, spatial: tuple[int, ...]) -> list[int]:
         """Flat query positions for the capture queries (fractions (row, col); None -> centre)."""
@@ -305,8 +304,8 @@ class NonLocal(AttentionBlock):
         self._check_size(x)
         q, k, v, key_grid = self.embed(x)
         if self._capturing:
-            rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)
-            a = self.attention_weights(q[:, :, rows], k)    # only the Q requested rows, eq. nonlocal-normalise: (B, 1, Q, M)
+            rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)  # query positions: (Q)
+            a = self.attention_weights(q[:, :, rows], k)    # only the Q requested rows, eq. nonlocal-normalise: (B, 1, Q, N')
             a = a.squeeze(1).reshape(x.shape[0], len(rows), *key_grid)  # maps on the key grid, eq. nonlocal-normalise: (B, Q, H', W')
             self._record("attention", a)
         y = self.aggregate(q, k, v)                         # weighted sum of values, eq. nonlocal-aggregate: (B, 1, N, C_r)
