@@ -83,6 +83,7 @@ _BLOCKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blocks")
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _THIS_FILE = os.path.abspath(__file__)
 _TRANSPOSE_PROPERTIES = {"T", "mT", "H", "mH"}
+_RESHAPING = {"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "contiguous"}
 #: ops that may keep the shape while moving axes: their output's axis names say nothing about the input's
 _REORDERING = {"transpose", "transpose_", "permute", "t", "T", "mT", "H", "mH", "swapaxes", "swapdims", "movedim",
                "moveaxis", "view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "rot90", "as_strided"}
@@ -679,7 +680,7 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
     for i, r in enumerate(raw):
         symbolic, groups = assigned.get(i, (None, []))
         if not groups:
-            syms[i] = [_infer(shape, input_symbols(i)) for shape in r.outputs]
+            syms[i] = [_infer(shape, input_symbols(i), r.op) for shape in r.outputs]
             continue
         fixed[i] = True
         if len(groups) == 1 and len(r.outputs) > 1:
@@ -698,7 +699,7 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
                     env[value] = size
                 elif kind == "num" and not _matches(value, size):
                     problems.append(f"axis {expr} should be {value:g} but is {size}")
-            syms[i].append(tuple(axes) if axes else _infer(shape, input_symbols(i)))
+            syms[i].append(tuple(axes) if axes else _infer(shape, input_symbols(i), r.op))
         mismatches[i] = "; ".join(problems) or None
     # backward: a shape-preserving op (sigmoid, relu, a scale) names its input's axes as its output's
     for i in range(n - 1, -1, -1):
@@ -714,7 +715,7 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
     # forward again: later inferences see what the backward pass filled in
     for i in range(n):
         if not fixed[i]:
-            fresh = [_infer(shape, input_symbols(i)) for shape in raw[i].outputs]
+            fresh = [_infer(shape, input_symbols(i), r.op) for shape in raw[i].outputs]
             syms[i] = [tuple(a if a is not None else b for a, b in zip(old, new)) for old, new in zip(syms[i], fresh)]
 
     steps: list[Step] = []
@@ -736,11 +737,12 @@ def _build_steps(raw: list[_Raw], input_shape: tuple[int, ...]) -> tuple[list[St
     return steps, env
 
 
-def _infer(shape: tuple[int, ...], inputs: list[StepInput]) -> tuple[str | None, ...]:
+def _infer(shape: tuple[int, ...], inputs: list[StepInput], op: str = "") -> tuple[str | None, ...]:
     """Axis symbols for an output without a comment. Each axis takes the symbol of the same axis of a
     data input (not a parameter) of the same rank and size; otherwise, its size is looked up among the
     data inputs' symbols and kept only where exactly one symbol has that size. Sizes are never matched
-    against all bound symbols: a coincidence (N' = C) would name an axis wrongly."""
+    against all bound symbols: a coincidence (N' = C) would name an axis wrongly. For reshapes, a size
+    equal to the product of adjacent named input axes is named after them (``N`` for ``H·W``)."""
     data = [inp for inp in inputs if (inp.name is None or inp.name == "x") and any(inp.symbols)]
     local: dict[int, set[str]] = {}
     for inp in data:
@@ -757,7 +759,30 @@ def _infer(shape: tuple[int, ...], inputs: list[StepInput]) -> tuple[str | None,
         cands = local.get(size, set())
         if out[i] is None and size != 1 and len(cands) == 1 and not cands & set(out):
             out[i] = next(iter(cands))
+    if op in _RESHAPING:  # merged axes: a size that is the product of adjacent named input axes
+        for i, size in enumerate(shape):
+            if out[i] is not None or size == 1:
+                continue
+            for inp in data:
+                run = _merged_run(inp, size)
+                if run:
+                    out[i] = "N" if run in (("H", "W"), ("T", "H", "W")) else "·".join(run)
+                    break
     return tuple(out)
+
+
+def _merged_run(inp: StepInput, size: int) -> tuple[str, ...] | None:
+    for a in range(len(inp.shape)):
+        prod = 1
+        for b in range(a, len(inp.shape)):
+            if inp.symbols[b] is None or inp.shape[b] == 1:
+                break
+            prod *= inp.shape[b]
+            if prod == size and b > a:
+                return tuple(inp.symbols[a:b + 1])
+            if prod > size:
+                break
+    return None
 
 
 def trace_block(module: nn.Module, x: torch.Tensor | Sequence[int], *, grad: bool = False) -> Trace:

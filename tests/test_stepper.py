@@ -200,6 +200,8 @@ window.addEventListener("load", function () {
   r.b5 = B.state(); r.a5 = A.state();
   r.b5current = document.getElementById("%(b)s").querySelector("li.ats-current").textContent;
   r.b5view = document.getElementById("%(b)s").querySelector("[data-role=view]").textContent;
+  var link = document.getElementById("%(b)s").querySelector("[data-role=view] a.ats-eq");
+  r.b5link = link ? link.getAttribute("href") : null;
   var out = document.createElement("pre");
   out.id = "result";
   out.textContent = JSON.stringify(r);
@@ -214,8 +216,8 @@ def test_two_steppers_in_a_browser(tmp_path):
     a = static_stepper("se", grid, fixed={"H": 6, "W": 5})
     b = static_stepper("se", grid, fixed={"H": 6, "W": 5})
     page = tmp_path / "two.html"
-    page.write_text("<!doctype html><html><head><meta charset='utf-8'></head><body>" + a.html + b.html
-                    + _HARNESS % {"a": a.element_id, "b": b.element_id} + "</body></html>")
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'></head><body>"
+                    + '<div id="equation-se-scale">y = s x</div>' + a.html + b.html + _HARNESS % {"a": a.element_id, "b": b.element_id} + "</body></html>")
     proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
@@ -233,6 +235,7 @@ def test_two_steppers_in_a_browser(tmp_path):
     assert r["a4"]["settings"] == {"C": 1, "reduction": 1} and r["a4"]["output"] == "(B=2, 2)"
     assert r["b5"]["step"] == 6 and r["b5"]["output"] == "(B=2, C=16, H=6, W=5)" and r["a5"] == r["a4"]
     assert "scale" in r["b5current"] and "eq. se-scale" in r["b5view"] and "x * s" in r["b5view"]
+    assert r["b5link"] == "#equation-se-scale"  # a labelled equation on the page becomes a link
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")

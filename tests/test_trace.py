@@ -233,7 +233,10 @@ def test_symbol_inference_does_not_guess_from_coincidences():
             return p.flatten(2)
 
     t = trace_block(M(), (2, 16, 8, 8))
-    assert t.steps[-1].output_symbols == (("B", "C", None),)
+    assert t.steps[-1].output_symbols == (("B", "C", "H'·W'"),)
+    # a merged axis is named by the axes it merges; the input's H·W is N
+    t = trace_block(nn.Flatten(2), (2, 16, 8, 8))
+    assert t.steps[-1].output_symbols == (("B", "C", "N"),)
 
 
 def test_parse_comment_and_symbolic():
