@@ -221,3 +221,21 @@ def test_softmax_modes_run_the_fused_cpu_kernel_never_the_matrix(mode, train, me
     ops = {e.key for e in prof.key_averages()}
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in ops
     assert not ops & {"aten::_softmax", "aten::bmm", "aten::_scaled_dot_product_attention_math"}, sorted(ops)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fast_path_and_capture_never_hold_an_n_by_n_tensor(mode):
+    """Every intermediate tensor of a traced forward pass (capture on, two queries) is far smaller than
+    the B x N x N' matrix of the explicit formulation; the explicit path does hold it."""
+    from attnlib.trace import trace_block
+
+    B, C, H, W = 2, 8, 16, 12
+    N = H * W
+    sizes = {}
+    for impl in ("fast", "explicit"):
+        block = NonLocal(C, mode=mode, sub_sample=False, implementation=impl).eval()
+        with attnlib.capture(block, queries=[(0.5, 0.5), (0.1, 0.9)]):
+            trace = trace_block(block, torch.randn(B, C, H, W))
+        sizes[impl] = max(math.prod(shape) for step in trace.steps for shape in step.outputs)
+    assert sizes["explicit"] >= B * N * N
+    assert sizes["fast"] <= B * N * C, f"{mode}: the fast path holds a tensor of {sizes['fast']} elements"
