@@ -42,7 +42,7 @@ def measure(model, name: str, directory=None) -> dict:
                        "accuracy": round(evaluate.accuracy(model, data), 4)}}
     result["val_accuracy"] = round(evaluate.accuracy(model, val_set()), 4)
     if name != BASELINE:
-        result["scores"] = scores.model_scores(model, data, _baseline_for_scores(name, directory))
+        result["scores"] = scores.model_scores(model, data, _baseline_for_scores(name, directory), val_set())
     else:
         result["scores"] = scores.baseline_scores(model, data)
     return result

@@ -33,16 +33,30 @@ from .model import ZooNet
 Maps = dict[str, torch.Tensor]
 
 #: block -> {captured name: how to turn it into a (B, h, w) map}; "mean" averages the channel axis
+#: ("query": the map of each scene's own object centre; "select": K maps, one chosen on validation scenes)
 SPATIAL: dict[str, dict[str, str]] = {
     "cbam": {"spatial": "mean"},
     "cbam_spatial": {"gate": "mean"},
     "sse": {"gate": "mean"},
     "scse": {"spatial": "mean"},
     "nonlocal": {"attention": "query"},
-    "coord": {("g_h", "g_w"): "outer"},
+    "gc": {"context_mask": "mean"},
+    "coord": {"gate": "mean"},        # g_h ⊗ g_w, averaged over channels
+    "dycaconv": {"gate": "mean"},     # π0 g_w + π1 g_h, averaged over channels
+    "encoding": {"assignments": "select"},
 }
 #: block -> names of the captured channel / kernel gates used for class selectivity
 GATES: dict[str, tuple[str, ...]] = {
+    "sk": ("attention",),
+    "lvc": ("gamma",),
+    "evc": ("gamma",),
+    "dycaconv": ("pi",),
+    "coord": (),
+    "gc": (),
+    "nonlocal": (),
+    "sse": (),
+    "cbam_spatial": (),
+    "encoding": (),
     "se": ("gate",),
     "eca": ("gate",),
     "cbam_channel": ("gate",),
@@ -64,6 +78,7 @@ def _stage_of(module_name: str) -> int:
 
 
 def _is_spatial(t: torch.Tensor) -> bool:
+    # (B, c, h, w) with h, w > 1
     return t.ndim == 4 and t.shape[-1] > 1 and t.shape[-2] > 1
 
 
@@ -78,9 +93,8 @@ def spatial_from_capture(block: str, captured: dict[str, torch.Tensor], query_in
     for key, how in rule.items():
         if how == "mean":
             return captured[key].float().mean(1)
-        if how == "outer":
-            gh, gw = captured[key[0]].float(), captured[key[1]].float()  # (B, C, H, 1), (B, C, 1, W)
-            return (gh * gw).mean(1)
+        if how == "select":
+            return captured[key].float()  # (B, K, h, w): the caller picks one of the K maps
         if how == "query":
             a = captured[key].float()  # (B, Q, h, w): query q of scene b is scene q's object centre
             if query_index is None:
@@ -208,28 +222,52 @@ def selectivity(gates: torch.Tensor, labels: np.ndarray, num_classes: int) -> fl
     return float((per_class - per_class.mean(0)).abs().mean())
 
 
+def selectivity_from_means(per_class: torch.Tensor) -> float:
+    """Selectivity from the per-class mean gates (num_classes, D)."""
+    return float((per_class - per_class.mean(0)).abs().mean())
+
+
 def class_means(gates: torch.Tensor, labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """The mean gate per class, (num_classes, D)."""
     lab = torch.as_tensor(np.asarray(labels))
     return torch.stack([gates[lab == c].float().mean(0) for c in range(num_classes)])
 
 
-def model_scores(model: ZooNet, data: scenes.SceneSet, baseline: ZooNet | None = None) -> dict:
+def select_map(maps: torch.Tensor, boxes: np.ndarray) -> int:
+    """For K candidate maps (n, K, h, w), the index k whose map localises best on these scenes (call it on
+    validation scenes only)."""
+    return int(torch.stack([localisation(maps[:, k], boxes).mean() for k in range(maps.shape[1])]).argmax())
+
+
+def model_scores(model: ZooNet, data: scenes.SceneSet, baseline: ZooNet | None = None,
+                 val: scenes.SceneSet | None = None) -> dict:
     """Every score of ``model`` on ``data``: localisation per stage (with bootstrap intervals) and the
-    Grad-CAM and uniform references when ``baseline`` is given, selectivity per stage."""
+    Grad-CAM and uniform references when ``baseline`` is given, selectivity per stage. Blocks with K
+    candidate maps (Encoding's codeword assignments) use the codeword that localises best on ``val``."""
     maps = attention_maps(model, data)
     result: dict = {}
     if maps["spatial"]:
         loc = {}
+        val_maps = None
         for stage, m in sorted(maps["spatial"].items()):
+            chosen = None
+            if m.ndim == 4:
+                if val is None:
+                    raise ValueError(f"{model.block}: choosing one of its {m.shape[1]} maps needs validation scenes")
+                val_maps = val_maps or attention_maps(model, val)
+                chosen = select_map(val_maps["spatial"][stage], val.boxes)
+                m = m[:, chosen]
             entry = {"block": summary(localisation(m, data.boxes)), "map_size": list(m.shape[1:])}
+            if chosen is not None:
+                entry["map_chosen_on_validation"] = chosen
             if baseline is not None:
                 entry["grad_cam_baseline"] = summary(localisation(grad_cam(baseline, data, stage), data.boxes))
             entry["uniform"] = 1.0
             loc[str(stage)] = entry
         result["localisation"] = loc
-        if str(HEADLINE_STAGE) in loc:
-            result["localisation_headline"] = {"stage": HEADLINE_STAGE, **loc[str(HEADLINE_STAGE)]["block"]}
+        # the headline: HEADLINE_STAGE, or the finest stage the block has a map at (fixed rule, not tuned)
+        head = str(HEADLINE_STAGE) if str(HEADLINE_STAGE) in loc else min(loc, key=int)
+        result["localisation_headline"] = {"stage": int(head), **loc[head]["block"]}
     if maps["gates"]:
         result["selectivity"] = {str(s): round(selectivity(g, data.labels, model.num_classes), 5)
                                  for s, g in sorted(maps["gates"].items())}
@@ -242,3 +280,65 @@ def baseline_scores(model: ZooNet, data: scenes.SceneSet) -> dict:
 
     return {"grad_cam": {str(s): summary(localisation(grad_cam(model, data, s), data.boxes))
                          for s in BLOCK_STAGES}}
+
+
+# ---------------------------------------------------------------- analyses reproduced from the papers
+
+@torch.no_grad()
+def sk_scale_shift(model: ZooNet, scales=(1.0, 1.5, 2.0), n: int = 300, split: str = "test",
+                   seed: int = 0) -> dict[int, list[float]]:
+    """SKNet's observation: as objects grow, attention shifts to the branch with the larger kernel.
+
+    Renders the same ``n`` scenes (same objects, backgrounds, positions drawn) at each forced scale and
+    returns ``{stage: [mean attention on the last (largest) branch at each scale]}``."""
+    out: dict[int, list[float]] = {}
+    for s in scales:
+        data = scenes.make_scenes(split, n, seed, scale=float(s))
+        gates = _captured(model, data.images, "attention")
+        for stage, a in gates.items():  # (n, M, C, 1, 1)
+            out.setdefault(stage, []).append(float(a[:, -1].mean()))
+    return out
+
+
+@torch.no_grad()
+def _captured(model: ZooNet, imgs, key: str, queries=None, batch_size: int = 100) -> dict[int, torch.Tensor]:
+    device = next(model.parameters()).device
+    got: dict[int, list] = {}
+    for i in range(0, len(imgs), batch_size):
+        x = scenes.normalise(imgs[i:i + batch_size], device)
+        with attnlib.capture(model, queries=queries) as maps:
+            model(x)
+        for name in model.block_modules():
+            stage = _stage_of(name) if _stage_of(name) >= 0 else len(model.widths) - 1
+            got.setdefault(stage, []).append(maps[name][key].float().cpu())
+    return {k: torch.cat(v) for k, v in got.items()}
+
+
+@torch.no_grad()
+def query_map_distance(model: ZooNet, imgs, queries=None) -> dict[int, dict[str, float]]:
+    """GCNet's observation on Non-local blocks: the attention maps of different query positions are
+    nearly the same. For each stage, the mean cosine distance ``1 - cos(a_p, a_q)`` over pairs of query
+    maps of the same image (0: identical maps), next to the mean cosine distance between the maps of one
+    query on different images (the scale of a real difference)."""
+    if queries is None:
+        queries = [(r, c) for r in (0.2, 0.5, 0.8) for c in (0.2, 0.5, 0.8)]
+    maps = _captured(model, imgs, "attention", queries=queries)
+    out = {}
+    for stage, a in maps.items():  # (n, Q, h, w)
+        v = F.normalize(a.flatten(2), dim=2)                 # (n, Q, N)
+        cos = v @ v.transpose(1, 2)                           # (n, Q, Q)
+        q = cos.shape[1]
+        off = ~torch.eye(q, dtype=torch.bool)
+        within = float((1 - cos[:, off]).mean())
+        w = v[:, 0]                                           # query 0 on every image
+        cross = w @ w.T
+        offn = ~torch.eye(len(w), dtype=torch.bool)
+        out[stage] = {"between_queries": within, "between_images": float((1 - cross[offn]).mean())}
+    return out
+
+
+@torch.no_grad()
+def class_excitation(model: ZooNet, data: scenes.SceneSet, key: str = "gate") -> dict[int, torch.Tensor]:
+    """SE's per-class excitation: ``{stage: (num_classes, C)}`` mean gate per class on ``data``."""
+    gates = _captured(model, data.images, key)
+    return {stage: class_means(g.flatten(1), data.labels, model.num_classes) for stage, g in gates.items()}

@@ -1,7 +1,7 @@
 """Training a zoo model: fixed seeds, AdamW with warm-up and cosine decay, AMP (bfloat16) on CUDA, and the
 temperature schedule of dynamic convolution.
 
-Recipe (the same for every block): batch 64, ``steps`` steps (default 700) over a fixed set of
+Recipe (the same for every block): batch 64, ``steps`` steps (default 500) over a fixed set of
 12,000 training scenes, AdamW (lr 3e-3, weight decay 5e-4), 50 warm-up steps then cosine decay to 0,
 cross-entropy. Blocks with a softmax temperature (``set_temperature``: dynamic convolution) start at
 their constructor's temperature (paper: 30) and are annealed linearly to 1 over the first 30 % of the
@@ -26,7 +26,7 @@ N_TRAIN = 12000
 N_VAL = 1000
 N_TEST = 1000
 SEED = 0
-STEPS = 700
+STEPS = 500
 BATCH = 64
 LR = 3e-3
 WEIGHT_DECAY = 5e-4
