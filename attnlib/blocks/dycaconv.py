@@ -143,7 +143,7 @@ class DyCAConv(AttentionBlock):
         z_h = self.pool_h(x)                                # pool along W, eq. dycaconv-pool-h: (B, C, H, 1)
         z_w = self.pool_w(x)                                # pool along H, eq. dycaconv-pool-w: (B, C, 1, W)
         z = torch.cat([z_h, z_w.transpose(2, 3)], dim=2)    # join along space, eq. dycaconv-concat: (B, C, H + W, 1)
-        f = F.hardswish(self.bn1(self.conv1(z)))            # shared transform, eq. dycaconv-transform: (B, C_r, H + W, 1)
+        f = F.hardswish(self.bn1(self.conv1(z)))  # shared transform, eq. dycaconv-transform: (B, C_r, H + W, 1)
         f_h, f_w = torch.split(f, [H, W], dim=2)            # split, eq. dycaconv-split: (B, C_r, H, 1), (B, C_r, W, 1)
         g_h = torch.sigmoid(self.conv_h(f_h))               # row gate, eq. dycaconv-gate-h: (B, C, H, 1)
         g_w = torch.sigmoid(self.conv_w(f_w.transpose(2, 3)))  # column gate, eq. dycaconv-gate-w: (B, C, 1, W)

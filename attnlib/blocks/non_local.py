@@ -37,12 +37,13 @@ Deviations from the paper:
     * φ has no bias in the softmax modes: adding b_φ adds θ_iᵀb_φ to every logit of row i, which the softmax
       cancels, so that bias would have no effect (and no gradient). It is kept in the dot-product and
       concatenation modes, where it matters.
-    * Sub-sampling pools *after* φ and g (as the paper says); the official code pools the input before φ
-      and g, which is not the same for a learned 1x1 convolution.
     * C(x) for the dot-product and concatenation modes is N', the number of key positions (N without
       sub-sampling), so that a_ij sums over the same positions it is divided by.
-    * Initialisation follows the official code: 1x1 convolutions (and w_f) ~ N(0, 0.01²), biases 0,
-      BN scale and shift 0.
+    * The paper gives no initialisation beyond BN's zero scale; the 1x1 convolutions follow the official
+      code, N(0, 0.01²) weights and zero biases, and w_f (concatenation) is drawn the same way.
+
+Not a deviation, but a difference from the official code: sub-sampling pools *after* φ and g, as the paper
+says; the official code max-pools the input before φ and g, which differs for a learned 1x1 convolution.
 
 Book chapter: ``book/nonlocal.md``.
 """
@@ -87,7 +88,8 @@ class NonLocal(AttentionBlock):
     :math:`\mathrm{ReLU}(w_f^\top [\theta_i; \phi_j])` (concatenation); :math:`\mathcal{C}(x) = \sum_j f`
     (a softmax over j) for the first two and :math:`N'` (the number of key positions) for the last two.
     :math:`\theta, \phi, g` are 1x1 convolutions :math:`C \to C_r = \lfloor C/2 \rfloor`; with
-    ``sub_sample`` the keys :math:`\phi` and values :math:`g` are max-pooled 2x2, so :math:`N' = N/4`.
+    ``sub_sample`` the keys :math:`\phi` and values :math:`g` are max-pooled 2x2, so
+    :math:`N' = \lfloor H/2 \rfloor \lfloor W/2 \rfloor \approx N/4` (else :math:`N' = N`).
 
     Args:
         channels: C, the number of input (and output) channels.
@@ -118,7 +120,8 @@ class NonLocal(AttentionBlock):
     Captured:
         ``attention``: :math:`a_{ij}` for the query positions requested through
         ``attnlib.capture(..., queries=[(row, col), ...])`` (fractions of the input's H, W; default the
-        centre), shape :math:`(B, Q, H', W')` where :math:`(H', W')` is the grid the *keys* live on:
+        centre; the query row is :math:`\lfloor \text{row} \cdot H \rfloor`, clipped to H - 1, likewise the
+        column), shape :math:`(B, Q, H', W')` where :math:`(H', W')` is the grid the *keys* live on:
         :math:`(H, W)` without sub-sampling, :math:`(\lfloor H/2 \rfloor, \lfloor W/2 \rfloor)` with it.
         1-D: :math:`(B, Q, L')`, the query at fraction ``col`` of L. 3-D: :math:`(B, Q, T, H', W')`, the
         query in the middle frame :math:`\lfloor T/2 \rfloor`. Only the Q requested rows are computed.
@@ -205,18 +208,18 @@ class NonLocal(AttentionBlock):
         and the spatial shape of the key grid."""
         # tokens: (B, d, *grid) -> (B, 1, positions, d), contiguous, the layout the fused SDPA kernel needs
         if self.mode == "gaussian":                         # θ and φ are the identity on x
-            k_map = self.pool(x)                            # keys φ(x) = x, sub-sampled, eq. nonlocal-subsample: (B, C, H', W')
-            q = x.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # query tokens, eq. nonlocal-theta: (B, 1, N, C)
-            k = k_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # key tokens, eq. nonlocal-phi: (B, 1, N', C)
+            k_map = self.pool(x)  # keys φ(x) = x, sub-sampled, eq. nonlocal-subsample: (B, C, H', W')
+            q = x.flatten(2).mT.unsqueeze(1).contiguous()  # query tokens, eq. nonlocal-theta: (B, 1, N, C)
+            k = k_map.flatten(2).mT.unsqueeze(1).contiguous()  # key tokens, eq. nonlocal-phi: (B, 1, N', C)
         else:
             q_map = self.theta(x)                           # queries, eq. nonlocal-theta: (B, C_r, H, W)
             k_map = self.phi(x)                             # keys, eq. nonlocal-phi: (B, C_r, H, W)
-            k_map = self.pool(k_map)                        # sub-sample the keys, eq. nonlocal-subsample: (B, C_r, H', W')
-            q = q_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # query tokens, eq. nonlocal-theta: (B, 1, N, C_r)
-            k = k_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # key tokens, eq. nonlocal-phi: (B, 1, N', C_r)
+            k_map = self.pool(k_map)  # sub-sample the keys, eq. nonlocal-subsample: (B, C_r, H', W')
+            q = q_map.flatten(2).mT.unsqueeze(1).contiguous()  # query tokens, eq. nonlocal-theta: (B, 1, N, C_r)
+            k = k_map.flatten(2).mT.unsqueeze(1).contiguous()  # key tokens, eq. nonlocal-phi: (B, 1, N', C_r)
         v_map = self.g(x)                                   # values, eq. nonlocal-g: (B, C_r, H, W)
-        v_map = self.pool(v_map)                            # sub-sample the values, eq. nonlocal-subsample: (B, C_r, H', W')
-        v = v_map.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # value tokens, eq. nonlocal-g: (B, 1, N', C_r)
+        v_map = self.pool(v_map)  # sub-sample the values, eq. nonlocal-subsample: (B, C_r, H', W')
+        v = v_map.flatten(2).mT.unsqueeze(1).contiguous()  # value tokens, eq. nonlocal-g: (B, 1, N', C_r)
         return q, k, v, tuple(v_map.shape[2:])
 
     def _concat_terms(self, q: torch.Tensor, k: torch.Tensor):
@@ -235,27 +238,27 @@ class NonLocal(AttentionBlock):
         if self.mode == "concatenation":
             a, b = self._concat_terms(q, k)
             f = torch.relu(a[..., :, None] + b[..., None, :])  # pairwise, eq. nonlocal-pairwise: (B, 1, Q, N')
-            return f / n_keys                               # normalise by C(x) = N', eq. nonlocal-normalise: (B, 1, Q, N')
+            return f / n_keys  # normalise by C(x) = N', eq. nonlocal-normalise: (B, 1, Q, N')
         f = (q @ k.transpose(-2, -1))                       # pairwise logits, eq. nonlocal-pairwise: (B, 1, Q, N')
         if self.mode == "dot_product":
-            return f / n_keys                               # normalise by C(x) = N', eq. nonlocal-normalise: (B, 1, Q, N')
+            return f / n_keys  # normalise by C(x) = N', eq. nonlocal-normalise: (B, 1, Q, N')
         if self.scale_logits:
-            f = f * self._logit_scale                       # logit scale 1/sqrt(d), eq. nonlocal-pairwise: (B, 1, Q, N')
+            f = f * self._logit_scale  # logit scale 1/sqrt(d), eq. nonlocal-pairwise: (B, 1, Q, N')
         return torch.softmax(f, dim=-1)                     # normalise (softmax), eq. nonlocal-normalise: (B, 1, Q, N')
 
     def aggregate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """y_i = Σ_j a_ij g_j for every query: (B, 1, N, C_r), by ``self.implementation``."""
         if self.implementation == "explicit":
             return self.attention_weights(q, k) @ v          # aggregate, eq. nonlocal-aggregate: (B, 1, N, C_r)
-        n_keys = k.shape[2]
+        n_keys, scale = k.shape[2], self._logit_scale
         if self.mode == "embedded_gaussian":
-            return F.scaled_dot_product_attention(q, k, v, scale=self._logit_scale)  # fused softmax attention, eq. nonlocal-aggregate: (B, 1, N, C_r)
+            return F.scaled_dot_product_attention(q, k, v, scale=scale)  # fused, eq. nonlocal-aggregate: (B, 1, N, C_r)
         if self.mode == "gaussian":
-            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # zero-pad values to the key width, eq. nonlocal-g: (B, 1, N', C)
-            y = F.scaled_dot_product_attention(q, k, v_pad, scale=self._logit_scale)  # fused softmax attention, eq. nonlocal-aggregate: (B, 1, N, C)
-            return y[..., : self.inner_channels]            # drop the zero padding, eq. nonlocal-aggregate: (B, 1, N, C_r)
+            v_pad = F.pad(v, (0, self.channels - self.inner_channels))  # pad to key width, eq. nonlocal-g: (B, 1, N', C)
+            y = F.scaled_dot_product_attention(q, k, v_pad, scale=scale)  # fused, eq. nonlocal-aggregate: (B, 1, N, C)
+            return y[..., : self.inner_channels]            # drop the padding, eq. nonlocal-aggregate: (B, 1, N, C_r)
         if self.mode == "dot_product":
-            kv = k.transpose(-2, -1) @ v                    # φᵀ g first (associativity), eq. nonlocal-aggregate: (B, 1, C_r, C_r)
+            kv = k.mT @ v                                   # φᵀ g first, eq. nonlocal-aggregate: (B, 1, C_r, C_r)
             return (q @ kv) / n_keys                        # θ (φᵀ g) / N', eq. nonlocal-aggregate: (B, 1, N, C_r)
         return self._concat_sorted(q, k, v)
 
@@ -269,19 +272,22 @@ class NonLocal(AttentionBlock):
         v = v.squeeze(1).to(work)                           # values g_j, eq. nonlocal-g: (B, N', C_r)
         n_keys = b.shape[1]
         b_sorted, order = torch.sort(b, dim=1)              # keys ordered by b_j, eq. nonlocal-aggregate: (B, N')
-        v_sorted = v.gather(1, order[..., None].expand_as(v))  # values in that order, eq. nonlocal-aggregate: (B, N', C_r)
+        v_sorted = v.gather(1, order[..., None].expand_as(v))  # same order, eq. nonlocal-aggregate: (B, N', C_r)
         s_v = self._suffix_sums(v_sorted)                   # Σ_{s >= k} g_s, eq. nonlocal-aggregate: (B, N' + 1, C_r)
-        s_bv = self._suffix_sums(b_sorted[..., None] * v_sorted)  # Σ_{s >= k} b_s g_s, eq. nonlocal-aggregate: (B, N' + 1, C_r)
+        bv = b_sorted[..., None] * v_sorted                 # b_s g_s, eq. nonlocal-aggregate: (B, N', C_r)
+        s_bv = self._suffix_sums(bv)                        # Σ_{s >= k} b_s g_s, eq. nonlocal-aggregate: (B, N' + 1, C_r)
         first = torch.searchsorted(b_sorted, -a, right=True)  # first key with b_j > -a_i, eq. nonlocal-pairwise: (B, N)
         idx = first[..., None].expand(-1, -1, v.shape[-1])  # gather index, eq. nonlocal-aggregate: (B, N, C_r)
-        y = (a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)) / n_keys  # (a_i Σ g + Σ b g) / N', eq. nonlocal-aggregate: (B, N, C_r)
+        y = a[..., None] * s_v.gather(1, idx) + s_bv.gather(1, idx)  # a_i Σ g + Σ b g, eq. nonlocal-aggregate: (B, N, C_r)
+        y = y / n_keys                                      # divide by C(x) = N', eq. nonlocal-normalise: (B, N, C_r)
         return y.to(dtype).unsqueeze(1)                     # back to 4-D, eq. nonlocal-aggregate: (B, 1, N, C_r)
 
     @staticmethod
     def _suffix_sums(t: torch.Tensor) -> torch.Tensor:
         """Σ_{s >= k} t[:, s] for k = 0..N' (the last one 0): (B, N' + 1, d) for t of shape (B, N', d)."""
         tail = t.flip(1).cumsum(1).flip(1)                  # suffix sums, eq. nonlocal-aggregate: (B, N', C_r)
-        return torch.cat([tail, torch.zeros_like(t[:, :1])], dim=1)  # empty suffix, eq. nonlocal-aggregate: (B, N' + 1, C_r)
+        empty = torch.zeros_like(t[:, :1])                  # the empty suffix, eq. nonlocal-aggregate: (B, 1, C_r)
+        return torch.cat([tail, empty], dim=1)              # suffix sums, eq. nonlocal-aggregate: (B, N' + 1, C_r)
 
     def _query_indices(self, spatial: tuple[int, ...]) -> list[int]:
         """Flat query positions for the capture queries (fractions (row, col); None -> centre)."""
@@ -302,14 +308,15 @@ class NonLocal(AttentionBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
         self._check_size(x)
+        B = x.shape[0]
         q, k, v, key_grid = self.embed(x)
         if self._capturing:
-            rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)  # query positions: (Q)
-            a = self.attention_weights(q[:, :, rows], k)    # only the Q requested rows, eq. nonlocal-normalise: (B, 1, Q, N')
-            a = a.squeeze(1).reshape(x.shape[0], len(rows), *key_grid)  # maps on the key grid, eq. nonlocal-normalise: (B, Q, H', W')
+            rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)  # queries: (Q)
+            a = self.attention_weights(q[:, :, rows], k)    # Q rows only, eq. nonlocal-normalise: (B, 1, Q, N')
+            a = a.squeeze(1).reshape(B, len(rows), *key_grid)  # on the key grid, eq. nonlocal-normalise: (B, Q, H', W')
             self._record("attention", a)
-        y = self.aggregate(q, k, v)                         # weighted sum of values, eq. nonlocal-aggregate: (B, 1, N, C_r)
-        y = y.squeeze(1).transpose(1, 2).reshape(x.shape[0], self.inner_channels, *x.shape[2:])  # back to a map, eq. nonlocal-aggregate: (B, C_r, H, W)
+        y = self.aggregate(q, k, v)                         # weighted sum, eq. nonlocal-aggregate: (B, 1, N, C_r)
+        y = y.squeeze(1).mT.reshape(B, -1, *x.shape[2:])    # back to a map, eq. nonlocal-aggregate: (B, C_r, H, W)
         return self.bn(self.out_conv(y)) + x                # output and residual, eq. nonlocal-out: (B, C, H, W)
 
     def extra_repr(self) -> str:
