@@ -105,7 +105,7 @@ def _legend(traces: Sequence[Trace]) -> dict[str, str]:
         elif sym.isidentifier() or "'" in sym:
             base = sym.rstrip("'")
             if base in SYMBOLS and sym != base:
-                legend[sym] = SYMBOLS[base] + " after sub-sampling"
+                legend[sym] = SYMBOLS[base].replace(" of the input", "") + " after pooling or a stride"
     return legend
 
 

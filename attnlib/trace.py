@@ -21,9 +21,13 @@ What is recorded and what is not:
 
 A statement with several operations, such as ``s = torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))``,
 gives one step per operation; all share the line's step name and label, and the comment's symbolic
-shape belongs to the last of them (the line's result). The other steps get axis symbols inferred from
-sizes (marked ``"inferred"``): from the same axis of an input of the same rank, else from the one
-input axis of the same size, and only where the size identifies one symbol.
+shape belongs to the last of them (the line's result). A line that runs several times (a loop) gives
+one such group per run; ops in a comprehension on the line belong to the line's run. The other steps
+get axis symbols inferred from sizes (marked ``"inferred"``): from the same axis of an input of the
+same rank, else from the one input axis of that size (never from a coincidence with some other bound
+symbol), backwards through shape-preserving ops (the input of ``sigmoid`` gets the names of its
+output), and, for reshapes, from the adjacent input axes that were merged (``N`` for ``H·W``).
+A size that no rule identifies stays unnamed.
 
 Symbols: the input binds ``B, C, H, W`` (``B, C, L`` for 3-D, ``B, C, T, H, W`` for 5-D inputs) and
 ``N`` (the number of positions). Every other symbol in a comment (``C_r``, ``K``, ``G``, ...) is bound
@@ -43,6 +47,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import dis
 import io
 import linecache
 import os
@@ -57,7 +62,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["SYMBOLS", "Step", "StepInput", "Trace", "parse_comment", "parse_symbolic", "trace_block"]
+__all__ = ["SYMBOLS", "Step", "StepInput", "Trace", "format_shape", "parse_comment", "parse_symbolic",
+           "trace_block"]
 
 #: meaning of each project symbol (shown in the steppers' legends)
 SYMBOLS: dict[str, str] = {
@@ -428,8 +434,8 @@ class Trace:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        """Shape of the module's (first) output."""
-        return self.outputs[0]
+        """Shape of the module's (first) output; ``()`` if it returned no tensor."""
+        return self.outputs[0] if self.outputs else ()
 
     @property
     def unlabelled(self) -> int:
@@ -517,6 +523,7 @@ class _Raw:
     line: int
     function: str
     frame: int | None          # id of the source frame (frames are kept alive, so ids stay unique)
+    code: Any                  # its code object
     ancestors: frozenset       # ids of the frames that called it, up to trace_block
     lasti: int                 # bytecode offset in the source frame
     call: int | None           # which submodule call (from the source line) the op ran in, if any
@@ -590,11 +597,11 @@ class _Recorder(TorchFunctionMode):
             frame_id, call = id(frame), self._call_from(frame)
             self.keep.append(frame)
         else:
-            fn, line, lasti, func_name, ancestors, frame_id, call = None, 0, 0, "", set(), None, None
+            fn, line, lasti, func_name, ancestors, frame_id, call, code = None, 0, 0, "", set(), None, None, None
         module, module_type = self.module_stack[-1][:2] if self.module_stack else ("", "")
         index = len(self.raw)
         self.raw.append(_Raw(name, module, module_type, inputs, [tuple(t.shape) for t in results], fn, line,
-                             func_name, frame_id, frozenset(ancestors), lasti, call))
+                             func_name, frame_id, code, frozenset(ancestors), lasti, call))
         for t in results:
             self.produced[id(t)] = index
             self.keep.append(t)
@@ -608,14 +615,38 @@ def _relpath(filename: str | None) -> str:
     return filename[len(pkg_root):] if filename.startswith(pkg_root) else os.path.basename(filename)
 
 
+_LOOPS: dict[Any, list[tuple[int, int, int | None]]] = {}
+
+
+def _loop_line(code, lo: int, hi: int) -> int | None:
+    """The source line of the innermost ``for`` loop (``FOR_ITER``) of ``code`` whose body holds the
+    bytecode offsets ``lo..hi``, or None."""
+    loops = _LOOPS.get(code)
+    if loops is None:
+        loops = []
+        for ins in dis.get_instructions(code):
+            if ins.opname == "FOR_ITER" and isinstance(ins.argval, int):
+                line = ins.positions.lineno if getattr(ins, "positions", None) else ins.starts_line
+                loops.append((ins.offset, ins.argval, line))
+        _LOOPS[code] = loops
+    inner = None
+    for start, end, line in loops:
+        if start <= lo and hi < end and (inner is None or start > inner[0]):
+            inner = (start, line)
+    return inner[1] if inner else None
+
+
 def _same_statement_run(a: _Raw, b: _Raw) -> bool:
     """Whether op ``b`` continues the same execution of the source line as op ``a`` (which ran just before)."""
     if a.frame is None or b.frame is None or (a.filename, a.line) != (b.filename, b.line):
         return False
     if a.frame == b.frame:
-        # later in the same line, or inside the same submodule call made by it; a repeated offset
-        # without a shared submodule call means the line runs again (a loop)
-        return b.lasti > a.lasti or (b.lasti == a.lasti and a.call is not None and a.call == b.call)
+        # later in the same line, or inside the same submodule call made by it
+        if b.lasti > a.lasti or (b.lasti == a.lasti and a.call is not None and a.call == b.call):
+            return True
+        # the offset went back: a loop. Its iterations belong to one run when the loop is on this very
+        # line (a comprehension; Python >= 3.12 inlines those into the frame), not for a `for` statement
+        return _loop_line(a.code, b.lasti, a.lasti) == a.line
     # a comprehension or generator on the line runs in a frame of its own
     return a.frame in b.ancestors or b.frame in a.ancestors
 
@@ -790,7 +821,8 @@ def trace_block(module: nn.Module, x: torch.Tensor | Sequence[int], *, grad: boo
 
     Args:
         module: any ``nn.Module``; for attnlib blocks, each step gets the equation label of the block's
-            source line. The module is run as it is (training or eval mode); nothing in it is changed.
+            source line. The module runs as it is, in training or eval mode; no hook or attribute is
+            left on it (a forward in training mode updates BatchNorm statistics, as any forward does).
         x: the input tensor, or a shape such as ``(2, 64, 16, 16)`` for a standard-normal input (seeded).
         grad: run with autograd enabled (default: under ``torch.no_grad()``, shapes do not depend on it).
 
