@@ -1,6 +1,6 @@
 """Dynamic kernel aggregation (DKA), from Dite-HRNet.
 
-Paper: Li, Zhang, Xue, Zhang, Dong, Yuan, "Dite-HRNet: Dynamic Lightweight High-Resolution Network for
+Paper: Li et al., "Dite-HRNet: Dynamic Lightweight High-Resolution Network for
 Human Pose Estimation", IJCAI 2022, arXiv:2204.10762.
 
 Idea: like dynamic convolution, convolve every sample with its own weighted sum of K kernels; the
@@ -59,7 +59,8 @@ class DynamicKernelAggregation(AttentionBlock):
         groups: G, as in ``nn.Conv2d``; must divide ``in_channels`` and ``out_channels``.
         bias: whether each of the K kernels has a bias :math:`b_k` (default True; Dite-HRNet itself
             builds its DKA layers with ``bias=False`` and a BatchNorm after them).
-        num_kernels: K, the number of kernels (Dite-HRNet: 4 in its high-resolution branches).
+        num_kernels: K, the number of kernels (default 4; Dite-HRNet uses 4 in its two highest-resolution
+            branches, 2 and 1 in the lower ones).
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)`

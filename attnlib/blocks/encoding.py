@@ -103,17 +103,19 @@ class Encoding(AttentionBlock):
 
         A plain method (no input check, no capture) for blocks that use the Encoding layer inside them.
         """
-        dtype = x.dtype
-        if dtype in (torch.float16, torch.bfloat16):
-            x = x.float()
-        d = self.codewords.to(x.dtype)                  # (K, C)
-        X = x.flatten(2)                                # features as columns, eq. enc-distance: (B, C, N)
+        low = x.dtype in (torch.float16, torch.bfloat16)  # half inputs are encoded in float32
+        X = (x.float() if low else x).flatten(2)        # features as columns, eq. enc-distance: (B, C, N)
+        d = self.codewords.float() if low else self.codewords  # codewords d_k, eq. enc-distance: (K, C)
+        scale = self.scale.float() if low else self.scale  # -s_k, eq. enc-assign: (K,)
         xx = (X * X).sum(dim=1, keepdim=True)           # ||x_i||^2, eq. enc-distance: (B, 1, N)
         dd = (d * d).sum(dim=1)[:, None]                # ||d_k||^2, eq. enc-distance: (K, 1)
         dist = xx - 2 * (d @ X) + dd                    # squared distances, eq. enc-distance: (B, K, N)
-        a = torch.softmax(self.scale.to(x.dtype)[:, None] * dist, dim=1)  # soft assignment over k, eq. enc-assign: (B, K, N)
+        a = torch.softmax(scale[:, None] * dist, dim=1)  # soft assignment over k, eq. enc-assign: (B, K, N)
         e = a @ X.transpose(1, 2) - a.sum(dim=2, keepdim=True) * d  # residual sums, eq. enc-aggregate: (B, K, C)
-        return e.to(dtype), a.to(dtype)
+        if low:
+            e = e.to(x.dtype)                           # back to the input dtype, eq. enc-aggregate: (B, K, C)
+            a = a.to(x.dtype)                           # back to the input dtype, eq. enc-assign: (B, K, N)
+        return e, a
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)

@@ -1,6 +1,6 @@
 """Learnable visual center (LVC) and explicit visual center (EVC), from CFPNet.
 
-Paper: Quan, Zhang, Zhang, Zhang, Liu, "Centralized Feature Pyramid for Object Detection", IEEE TIP 2023,
+Paper: Quan et al., "Centralized Feature Pyramid for Object Detection", IEEE TIP 2023,
 arXiv:2210.02093.
 
 Idea: LVC summarises a feature map by a Deep TEN encoding against K learned codewords (the "visual
