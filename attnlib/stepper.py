@@ -278,6 +278,7 @@ _JS = r"""
       return;
     }
     var n = t.st.length;
+    if (n === 0) { view.textContent = "no tensor operation was recorded"; list.innerHTML = ""; return; }
     step = Math.max(0, Math.min(step, n - 1));
     var st = t.st[step];
     part("summary").innerHTML = "<code>" + esc(str(t.m)) + "</code>: input " + esc(shapeText(t.i, t.is)) +
@@ -371,7 +372,7 @@ def _json_for_script(data: Any) -> str:
 
 def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[str, dict], traces: list[dict],
           strings: _Strings, templates: dict[tuple, int], legend: dict[str, str], init: dict[str, int],
-          element_id: str | None) -> StepperHTML:
+          element_id: str | None, first: Trace) -> StepperHTML:
     rid = element_id or f"attnlib-stepper-{uuid.uuid4().hex}"
     if not all(ch.isalnum() or ch in "-_" for ch in rid):
         raise ValueError(f"element_id must contain only letters, digits, '-' and '_', got {rid!r}")
@@ -380,22 +381,29 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
     esc = _html.escape
     controls = []
     for k in keys:
-        opts = "".join(f'<option value="{i}">{esc(_value_text(v))}</option>' for i, v in enumerate(values[k]))
+        opts = "".join(f'<option value="{i}"{" selected" if i == init.get(k) else ""}>{esc(_value_text(v))}</option>'
+                       for i, v in enumerate(values[k]))
         what = {"B": "batch B", "C": "channels C", "H": "height H", "W": "width W"}.get(k, k)
         controls.append(f'<label>{esc(what)} <select data-role="sel-{esc(k)}">{opts}</select></label>')
-    legend_html = "".join(f"<span><b>{esc(s)}</b>: {esc(m)}</span>" for s, m in legend.items())
+    if first.steps:
+        summary, view, items = _step_parts(first, 0, legend)
+    else:
+        summary, view, items = "", "no tensor operation was recorded", ""
     html = (
         f'<div class="attnlib-stepper" id="{rid}" tabindex="0">'
         f"<style>{_CSS}</style>"
         f'<div class="ats-title">Shape stepper: {esc(title)}</div>'
         + (f'<div class="ats-controls">{"".join(controls)}</div>' if controls else "")
-        + '<div class="ats-muted" data-role="summary"></div>'
-        '<div class="ats-nav"><button type="button" data-role="prev">\u25c0 Prev</button>'
-        '<input type="range" min="0" max="0" value="0" step="1" data-role="range" aria-label="step">'
-        '<button type="button" data-role="next">Next \u25b6</button><span data-role="pos"></span></div>'
-        '<div class="ats-view" data-role="view"><noscript>This stepper needs JavaScript.</noscript></div>'
-        '<ol class="ats-list" data-role="list"></ol>'
-        f'<div class="ats-legend">{legend_html}<span>\u00b7: a size with no symbol</span></div>'
+        + f'<div class="ats-muted" data-role="summary">{summary}</div>'
+        '<div class="ats-nav"><button type="button" data-role="prev" disabled>\u25c0 Prev</button>'
+        f'<input type="range" min="0" max="{max(len(first.steps) - 1, 0)}" value="0" step="1" data-role="range" '
+        'aria-label="step"><button type="button" data-role="next">Next \u25b6</button>'
+        f'<span data-role="pos">step 1 / {len(first.steps)}</span></div>'
+        # filled in Python for the first setting, so the page reads without JavaScript (an untrusted
+        # notebook); the script re-renders it on load
+        f'<div class="ats-view" data-role="view">{view}</div>'
+        f'<ol class="ats-list" data-role="list">{items}</ol>'
+        f'<div class="ats-legend">{_legend_html(legend)}</div>'
         f'<script type="application/json">{_json_for_script(data)}</script>'
         f"<script>{_JS.replace('__ROOT__', rid)}</script>"
         "</div>"
@@ -504,7 +512,7 @@ def static_stepper(name: str, grid: dict[str, Sequence[Any]], *, fixed: dict[str
     if fixed:
         title += ", " + ", ".join(f"{k}={_value_text(v)}" for k, v in fixed.items())
     page = _page(title, keys, values, settings, traces, strings, templates, _legend(kept), init or {},
-                 element_id)
+                 element_id, kept[0])
     page.errors = errors
     return page
 
@@ -525,7 +533,7 @@ def render_trace_html(trace: Trace, *, element_id: str | None = None) -> Stepper
     templates: dict[tuple, int] = {}
     encoded = _encode_trace(trace, strings, templates)
     return _page(trace.module, [], {}, {"": {"t": 0}}, [encoded], strings, templates, _legend([trace]), {},
-                 element_id)
+                 element_id, trace)
 
 
 def render_step_html(trace: Trace, index: int) -> str:
@@ -535,35 +543,53 @@ def render_step_html(trace: Trace, index: int) -> str:
     submodule, the source line, the inputs and the output with named axes, and the list of all steps
     with the current one highlighted.
     """
-    esc = _html.escape
     n = len(trace.steps)
     if not 0 <= index < n:
         raise ValueError(f"render_step_html(index): index must be in [0, {n - 1}], got {index}")
-    st = trace.steps[index]
     legend = _legend([trace])
+    summary, view, items = _step_parts(trace, index, legend)
+    return (f'<div class="attnlib-stepper"><style>{_CSS}</style><div class="ats-muted">{summary}</div>'
+            f'<div class="ats-view">{view}</div><ol class="ats-list">{items}</ol>'
+            f'<div class="ats-legend">{_legend_html(legend)}</div></div>')
+
+
+def _legend_html(legend: dict[str, str]) -> str:
+    esc = _html.escape
+    return "".join(f"<span><b>{esc(k)}</b>: {esc(v)}</span>" for k, v in legend.items()) + \
+        "<span>\u00b7: a size with no symbol</span>"
+
+
+def _step_parts(trace: Trace, index: int, legend: dict[str, str]) -> tuple[str, str, str]:
+    """HTML of the summary line, of the view of step ``index`` and of the items of the step list
+    (the same markup the page's script writes)."""
+    esc = _html.escape
+    st = trace.steps[index]
 
     def axes(shape, syms, inferred):
         if not syms or not any(syms):
             return ""
         cells = []
         for a, size in enumerate(shape):
-            sym = syms[a] if syms and a < len(syms) else None
+            sym = syms[a] if a < len(syms) else None
             cls = "ats-axis" + (" ats-inferred" if inferred and sym else "")
             title = (f"{sym}: {legend[sym]}" if sym in legend else (sym or f"axis {a}"))
             title += " (inferred from the sizes)" if inferred and sym else ""
             cells.append(f'<span class="{cls}" title="{esc(title)}"><b>{esc(sym or chr(183))}</b><i>{size}</i></span>')
         return '<span class="ats-axes">' + "".join(cells) + "</span>"
 
+    summary = (f"<code>{esc(trace.module)}</code>: input "
+               f"{esc(format_shape(trace.input_shape, tuple(trace.env)[:len(trace.input_shape)]))} \u2192 output "
+               f"{esc(format_shape(trace.output_shape, _final_symbols(trace)))}, {len(trace.steps)} steps")
+    if trace.unlabelled:
+        summary += f' <span class="ats-muted">({trace.unlabelled} without an equation label)</span>'
     name = st.name or st.label or _display_op(st.op)
     label = (f'<span class="ats-eq">eq. {esc(st.label)}</span>' if st.label
              else '<span class="ats-muted">no equation label</span>')
-    op = f"<code>{esc(_display_op(st.op))}</code>" + (f" in <code>{esc(st.module)} ({esc(st.module_type)})</code>" if st.module else "")
-    where = f' <span class="ats-muted">at {esc(st.location)} · {esc(st.function)}</span>' if st.location else ""
-    parts = [f'<div class="ats-muted"><code>{esc(trace.module)}</code>: input '
-             f'{esc(format_shape(trace.input_shape, tuple(trace.env)[:len(trace.input_shape)]))} → output '
-             f'{esc(format_shape(trace.output_shape, _final_symbols(trace)))}, {n} steps</div>',
-             '<div class="ats-view">',
-             f'<div class="ats-head">{index + 1}. {esc(name)} &nbsp;{label}</div>',
+    op = f"<code>{esc(_display_op(st.op))}</code>"
+    if st.module:
+        op += f" in <code>{esc(st.module)} ({esc(st.module_type)})</code>"
+    where = f' <span class="ats-muted">at {esc(st.location)} \u00b7 {esc(st.function)}</span>' if st.location else ""
+    parts = [f'<div class="ats-head">{index + 1}. {esc(name)} &nbsp;{label}</div>',
              f"<div>operation {op}{where}</div>"]
     if st.source:
         parts.append(f"<pre>{esc(st.source)}{'  ' + esc(st.comment) if st.comment else ''}</pre>")
@@ -582,18 +608,14 @@ def render_step_html(trace: Trace, index: int) -> str:
         parts.append('<div class="ats-muted">axis names in italics are inferred from the sizes</div>')
     if st.mismatch:
         parts.append(f'<div class="ats-warn">comment and real shape disagree: {esc(st.mismatch)}</div>')
-    parts.append("</div>")
     rows = []
     for s in trace.steps:
         cur = ' class="ats-current"' if s.index == index else ""
         lab = f'<span class="ats-muted">[{esc(s.label)}]</span> ' if s.label else ""
         named = s.name or s.label
-        rows.append(f"<li{cur}>{esc(named) + ' ' if named else ''}{lab}<code>{esc(_display_op(s.op))}</code> → "
-                    f"<code>{esc(s.format_output())}</code></li>")
-    parts.append(f'<ol class="ats-list">{"".join(rows)}</ol>')
-    parts.append('<div class="ats-legend">' + "".join(f"<span><b>{esc(k)}</b>: {esc(v)}</span>" for k, v in legend.items())
-                 + "</div>")
-    return f'<div class="attnlib-stepper"><style>{_CSS}</style>{"".join(parts)}</div>'
+        rows.append(f'<li data-i="{s.index}"{cur}>{esc(named) + " " if named else ""}{lab}'
+                    f"<code>{esc(_display_op(s.op))}</code> \u2192 <code>{esc(s.format_output())}</code></li>")
+    return summary, "".join(parts), "".join(rows)
 
 
 def _final_symbols(trace: Trace):

@@ -114,6 +114,16 @@ def test_static_page_records_invalid_settings():
     assert fc1 == {"0|0": (2, 4), "1|0": (2, 16), "1|1": (2, 2)}
 
 
+def test_page_reads_without_javascript():
+    """Untrusted notebooks strip scripts: the first setting's first step and step list are in the HTML."""
+    page = static_stepper("se", {"C": [16, 64]}, fixed={"H": 6, "W": 5})
+    static = re.sub(r"<script.*?</script>", "", page.html, flags=re.S)
+    assert "eq. se-squeeze" in static and "z = x.mean(dim=(2, 3))" in static
+    assert static.count("<li data-i=") == 7 and static.count('class="ats-current"') == 1
+    assert "(B=2, C=16)" in static and "step 1 / 7" in static
+    assert '<option value="0" selected>16</option>' in static
+
+
 def test_static_page_is_small_enough():
     page = static_stepper("nonlocal", {"C": [16, 32, 64], "H": [8, 16], "W": [8, 12],
                                        "mode": ["embedded_gaussian", "gaussian", "dot_product", "concatenation"]})
