@@ -39,6 +39,7 @@ __all__ = ["StepperHTML", "live_stepper", "render_step_html", "render_trace_html
 INPUT_KEYS = ("B", "C", "H", "W")
 _INPUT_DEFAULTS = {"C": 64, "H": 16, "W": 16}
 _MAX_COMBINATIONS = 512
+_PRIMED = {"H": "height", "W": "width", "T": "time", "L": "length", "N": "positions", "C": "channels"}
 
 
 class StepperHTML:
@@ -102,10 +103,8 @@ def _legend(traces: Sequence[Trace]) -> dict[str, str]:
     for sym in dict.fromkeys(used):
         if sym in SYMBOLS:
             legend[sym] = SYMBOLS[sym]
-        elif sym.isidentifier() or "'" in sym:
-            base = sym.rstrip("'")
-            if base in SYMBOLS and sym != base:
-                legend[sym] = SYMBOLS[base].replace(" of the input", "") + " after pooling or a stride"
+        elif sym.endswith("'") and sym.rstrip("'") in _PRIMED:
+            legend[sym] = f"{_PRIMED[sym.rstrip(chr(39))]} after pooling or a stride"
     return legend
 
 

@@ -188,6 +188,15 @@ def test_legend_names_every_symbol_shown():
     legend = _data(page)["legend"]
     for sym in ("B", "C", "H", "W", "N", "C_r"):
         assert sym in legend and legend[sym]
+    import torch.nn as nn
+    from attnlib.stepper import _legend
+
+    class Pool(nn.Module):
+        def forward(self, x):
+            return nn.functional.max_pool2d(x, 2)  # pool, eq. p-pool: (B, C, H', W')
+
+    legend = _legend([trace_block(Pool(), (2, 3, 8, 6))])
+    assert legend["H'"] == "height after pooling or a stride" and legend["W'"] == "width after pooling or a stride"
 
 
 # ------------------------------------------------------------------------------------- headless browser
