@@ -624,10 +624,14 @@ def _loop_line(code, lo: int, hi: int) -> int | None:
     loops = _LOOPS.get(code)
     if loops is None:
         loops = []
+        current = None
         for ins in dis.get_instructions(code):
+            if getattr(ins, "positions", None) is not None and ins.positions.lineno is not None:
+                current = ins.positions.lineno
+            elif isinstance(ins.starts_line, int) and not isinstance(ins.starts_line, bool):
+                current = ins.starts_line  # Python < 3.11: set on the first instruction of each line
             if ins.opname == "FOR_ITER" and isinstance(ins.argval, int):
-                line = ins.positions.lineno if getattr(ins, "positions", None) else ins.starts_line
-                loops.append((ins.offset, ins.argval, line))
+                loops.append((ins.offset, ins.argval, current))
         _LOOPS[code] = loops
     inner = None
     for start, end, line in loops:
