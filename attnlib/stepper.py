@@ -389,7 +389,7 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
     else:
         summary, view, items = "", "no tensor operation was recorded", ""
     html = (
-        f'<div class="attnlib-stepper" id="{rid}" tabindex="0">'
+        f'<div class="attnlib-stepper" id="{rid}" tabindex="0" role="region" aria-label="shape stepper">'
         f"<style>{_CSS}</style>"
         f'<div class="ats-title">Shape stepper: {esc(title)}</div>'
         + (f'<div class="ats-controls">{"".join(controls)}</div>' if controls else "")
@@ -400,7 +400,7 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
         f'<span data-role="pos">step 1 / {len(first.steps)}</span></div>'
         # filled in Python for the first setting, so the page reads without JavaScript (an untrusted
         # notebook); the script re-renders it on load
-        f'<div class="ats-view" data-role="view">{view}</div>'
+        f'<div class="ats-view" data-role="view" aria-live="polite">{view}</div>'
         f'<ol class="ats-list" data-role="list">{items}</ol>'
         f'<div class="ats-legend">{_legend_html(legend)}</div>'
         f'<script type="application/json">{_json_for_script(data)}</script>'
