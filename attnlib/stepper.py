@@ -51,13 +51,20 @@ class StepperHTML:
         errors: ``{setting description: error message}`` for the combinations that could not be built.
     """
 
-    def __init__(self, html: str, element_id: str, errors: dict[str, str] | None = None):
+    def __init__(self, html: str, element_id: str, errors: dict[str, str] | None = None, *, fresh_ids: bool = True):
         self.html = html
         self.element_id = element_id
         self.errors = dict(errors or {})
+        self._fresh_ids = fresh_ids
+        self._shown = 0
 
     def _repr_html_(self) -> str:
-        return self.html
+        # displaying the same object twice on one page must not duplicate the root id: every display
+        # after the first gets a new one (unless the caller fixed the id)
+        self._shown += 1
+        if self._shown == 1 or not self._fresh_ids:
+            return self.html
+        return self.html.replace(self.element_id, f"attnlib-stepper-{uuid.uuid4().hex}")
 
     def __str__(self) -> str:
         return self.html
@@ -407,7 +414,7 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
         f"<script>{_JS.replace('__ROOT__', rid)}</script>"
         "</div>"
     )
-    return StepperHTML(html, rid)
+    return StepperHTML(html, rid, fresh_ids=element_id is None)
 
 
 def _value_text(v: Any) -> str:

@@ -148,10 +148,19 @@ def test_two_steppers_do_not_share_ids_or_state():
     assert all(rule.strip().startswith(".attnlib-stepper") for rule in css.split("}") if rule.strip())
 
 
+def test_displaying_twice_gives_fresh_ids():
+    page = static_stepper("se", {"C": [16]}, fixed={"H": 4, "W": 4})
+    first, second = page._repr_html_(), page._repr_html_()
+    assert first == page.html and _parse(first).ids == [page.element_id]
+    (other,) = _parse(second).ids
+    assert other != page.element_id and page.element_id not in second
+    assert second == page.html.replace(page.element_id, other)
+
+
 def test_reproducible_with_an_explicit_id():
     a = static_stepper("se", {"C": [16, 32]}, fixed={"H": 4, "W": 4}, element_id="se-demo")
     b = static_stepper("se", {"C": [16, 32]}, fixed={"H": 4, "W": 4}, element_id="se-demo")
-    assert a.html == b.html and a._repr_html_() == a.html
+    assert a.html == b.html and a._repr_html_() == a.html and a._repr_html_() == a.html
     with pytest.raises(ValueError, match="element_id"):
         static_stepper("se", {"C": [16]}, element_id='x" onload="alert(1)')
 
