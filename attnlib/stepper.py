@@ -430,9 +430,9 @@ def static_stepper(name: str, grid: dict[str, Sequence[Any]], *, fixed: dict[str
                    batch: int = 2, args: Sequence[Any] = (), element_id: str | None = None) -> StepperHTML:
     """A self-contained HTML+JavaScript stepper over a precomputed grid of settings.
 
-    The real block is built and traced (:func:`attnlib.trace.trace_block`) for every combination of
-    the grid; combinations the block rejects (e.g. a reduction that leaves a width of 0) are kept
-    with the error message, which the page shows when a reader selects them.
+    The real block is built (seed 0) and traced in eval mode (:func:`attnlib.trace.trace_block`) for
+    every combination of the grid; combinations the block rejects (e.g. a reduction that leaves a
+    width of 0) are kept with the error message, which the page shows when a reader selects them.
 
     Args:
         name: a registered block name (``attnlib.list_blocks()``).
@@ -758,6 +758,7 @@ def live_stepper(name: str, *, C: int = 64, H: int = 16, W: int = 16, B: int = 2
                  **hyper: Any):
     """An ipywidgets stepper that re-traces the real block whenever a control changes.
 
+    The block is built (seed 0) and traced in eval mode, as in :func:`static_stepper`.
     Uses only widgets present in both ipywidgets 7 and 8 (``IntSlider``, ``FloatSlider``, ``Dropdown``,
     ``Checkbox``, ``IntText``, ``FloatText``, ``Button``, ``HTML``, ``Label``, ``HBox``, ``VBox``). An
     invalid setting (e.g. a reduction that leaves a width of 0) shows its error message in the view.
