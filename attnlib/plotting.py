@@ -83,20 +83,23 @@ def upsample_map(attention_map, size: tuple[int, int]) -> np.ndarray:
     return out[0, 0].numpy()
 
 
-def normalise_map(m: np.ndarray, normalise: str) -> tuple[np.ndarray, str]:
-    """Apply the named normalisation; returns the map and the colorbar label that states it."""
+def normalise_map(m: np.ndarray, normalise: str, quantity: str = "attention") -> tuple[np.ndarray, str]:
+    """Apply the named normalisation; returns the map and the colorbar label that states it, naming
+    ``quantity`` (what the map holds, e.g. ``"attention"`` or ``"feature value"``)."""
     if normalise not in _NORMALISATIONS:
         raise ValueError(f"overlay: normalise must be one of {_NORMALISATIONS}, got {normalise!r}")
+    if not isinstance(quantity, str) or not quantity.strip():
+        raise ValueError(f"overlay: quantity must be a non-empty string naming what the map holds, got {quantity!r}")
     if normalise == "none":
-        return m, "attention (raw values)"
+        return m, f"{quantity} (raw values)"
     lo, hi = float(m.min()), float(m.max())
     if hi - lo <= 0:
-        return np.zeros_like(m), "attention (min-max to [0, 1]; constant map shown as 0)"
-    return (m - lo) / (hi - lo), "attention (min-max normalised to [0, 1])"
+        return np.zeros_like(m), f"{quantity} (min-max to [0, 1]; constant map shown as 0)"
+    return (m - lo) / (hi - lo), f"{quantity} (min-max normalised to [0, 1])"
 
 
 def overlay(ax, image, attention_map, *, title: str | None = None, normalise: str = "minmax",
-            colorbar: bool = True):
+            colorbar: bool = True, quantity: str = "attention"):
     """Draw ``attention_map`` over ``image`` on the matplotlib axes ``ax``, with the book's convention.
 
     Args:
@@ -108,13 +111,15 @@ def overlay(ax, image, attention_map, *, title: str | None = None, normalise: st
         title: axes title.
         normalise: ``"minmax"`` (rescale to [0, 1]) or ``"none"`` (raw values); stated in the colorbar label.
         colorbar: draw a colorbar beside the axes.
+        quantity: what the map holds, named in the colorbar label (default ``"attention"``; e.g.
+            ``"feature value"`` when a chapter draws a feature map rather than an attention map).
 
     Returns:
         The ``AxesImage`` of the map (its array is the upsampled, normalised map).
     """
     img = _image_hw3(image)
     m = upsample_map(attention_map, img.shape[:2])
-    m, label = normalise_map(m, normalise)
+    m, label = normalise_map(m, normalise, quantity)
     ax.imshow(img)
     kwargs = {"vmin": 0.0, "vmax": 1.0} if normalise == "minmax" else {}
     im = ax.imshow(m, cmap=CMAP, alpha=ALPHA, interpolation="nearest", **kwargs)

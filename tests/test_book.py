@@ -298,6 +298,19 @@ def test_overlay_raw_values_and_errors(ax):
         plotting.overlay(ax, np.zeros((8, 8, 5)), np.ones((2, 2)))
 
 
+def test_overlay_names_what_the_map_holds(ax):
+    import numpy as np
+
+    from attnlib import plotting
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    plotting.overlay(ax, img, np.arange(4.0).reshape(2, 2), quantity="feature value")
+    label = ax.figure.axes[-1].get_ylabel()
+    assert label.startswith("feature value (") and "min-max" in label and "attention" not in label
+    with pytest.raises(ValueError, match="quantity"):
+        plotting.overlay(ax, img, np.ones((2, 2)), quantity="")
+
+
 def test_gate_bars_and_flow_diagram(ax):
     import torch
 
