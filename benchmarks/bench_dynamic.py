@@ -20,10 +20,11 @@ first checked to compute the same result.
 Threads: on a machine whose cores are shared with other work, several intra-op threads wait on each
 other at every operation (OpenMP barriers), which inflates many small operations far more than one
 large one; ``--threads 1`` then gives the stable comparison. Measured on the project's 2-core CPU
-machine under load (load average ~8), torch 2.13: with 1 thread the encoding was 100x faster with
-53x less peak memory (2.5 GiB vs 49 MiB) and the dynamic convolution took 1.05x a static convolution
-and was 3.7x faster than the stacked K convolutions; with 2 threads on the same loaded machine the
-ratios were 18x and 1.8x (the small attention ops stall), see the report in the commit history.
+machine while other jobs loaded it (load average ~8), torch 2.13, 1 thread: the encoding 100x faster
+with 53x less peak memory (49 MiB vs 2.5 GiB); the dynamic convolution 1.05x the time of the static
+convolution and 3.7x faster than the stacked K convolutions. With 2 threads on the same loaded machine
+the ratios dropped to 18x (encoding time) and 1.8x (dynamic / static): the small attention operations
+stall on the busy cores.
 
 Run from the repository root::
 

@@ -106,7 +106,8 @@ class DynamicConv2d(AttentionBlock):
         ``attention``: :math:`\pi`, shape :math:`(B, K)` (each row sums to 1).
 
     Batch size 1 in training mode works (no BatchNorm). Every sample gets its own kernel: the
-    attention is never averaged over the batch.
+    attention is never averaged over the batch. The temperature is a plain attribute, not part of the
+    ``state_dict``; :meth:`attnlib.temperature.TemperatureAnnealer.state_dict` resumes a schedule.
 
     Example:
         >>> import torch, attnlib
