@@ -189,6 +189,8 @@ def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95)
 
 
 def summary(values) -> dict:
+    """Mean and bootstrap 95 % interval of ``values``, rounded for a card."""
+    values = np.asarray(values, np.float64)
     lo, hi = bootstrap_ci(values)
     return {"mean": round(float(np.mean(values)), 4), "ci95": [round(lo, 4), round(hi, 4)]}
 
