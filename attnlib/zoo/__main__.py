@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(args.threads)
         for name in _names(args):
-            if args.skip_existing and name in checkpoint.available(args.out):
+            if args.skip_existing and name in checkpoint.available(args.out, scored=False):
                 print(f"{name}: weights exist, skipped", file=sys.stderr)
                 continue
             card = pipeline.train_and_save(name, steps=args.steps, device=args.device, directory=args.out,
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        names = checkpoint.available(args.dir) if args.all else _names(args)
+        names = checkpoint.available(args.dir, scored=False) if args.all else _names(args)
         if "baseline" in names:  # the baseline first: the blocks' Grad-CAM references read it
             names = ["baseline"] + [n for n in names if n != "baseline"]
         for name in names:

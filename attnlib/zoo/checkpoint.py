@@ -116,10 +116,15 @@ def load_model(name: str | None = "baseline", directory: str | Path | None = Non
     return model.to(device).eval()
 
 
-def available(directory: str | Path | None = None) -> list[str]:
-    """Names of the models with a card in ``directory`` (default: the shipped weights)."""
+def available(directory: str | Path | None = None, *, scored: bool = True) -> list[str]:
+    """Names of the models with weights and a card in ``directory`` (default: the shipped weights).
+    With ``scored`` (default), only those whose card holds the test measurements (a model still being
+    trained and scored is left out)."""
     d = Path(directory) if directory is not None else WEIGHTS_DIR
-    return sorted(p.stem for p in d.glob("*.json") if (d / f"{p.stem}.safetensors").exists())
+    names = sorted(p.stem for p in d.glob("*.json") if (d / f"{p.stem}.safetensors").exists())
+    if scored:
+        names = [n for n in names if "test" in read_card(n, d)]
+    return names
 
 
 def write_card(card: dict, name: str, directory: str | Path | None = None) -> Path:
