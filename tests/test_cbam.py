@@ -173,3 +173,37 @@ def test_spatial_conv_uses_the_official_kaiming_fan_out_init():
         sp.reset_parameters()
         stds.append(sp.conv.weight.std().item())
     assert abs(sum(stds) / len(stds) - (2 / 49) ** 0.5) < 0.02
+
+
+def test_cbam_in_training_uses_batch_statistics_of_the_spatial_map():
+    # training mode: the spatial BatchNorm normalises the (B, 1, H, W) conv output with its own batch mean and
+    # biased variance over B, H, W (not the running statistics), and updates the running statistics
+    cbam = _randomise(attnlib.create_block("cbam", 16, reduction=4).double()).train()
+    x = torch.randn(3, 16, 6, 5, dtype=torch.float64)
+    mc = _channel_gate(x, cbam.channel.fc1, cbam.channel.fc2)[:, :, None, None]
+    x1 = mc * x
+    f = torch.cat([x1.mean(dim=1, keepdim=True), x1.amax(dim=1, keepdim=True)], dim=1)
+    a = F.conv2d(f, cbam.spatial.conv.weight, padding=3)
+    bn = cbam.spatial.bn
+    mean, var = a.mean(), a.var(unbiased=False)
+    ms = _sigmoid((a - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias)
+    running_mean = bn.running_mean.clone()
+    with attnlib.capture(cbam) as maps:
+        y = cbam(x)
+    torch.testing.assert_close(maps[""]["spatial"], ms, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y, ms * x1, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bn.running_mean, (1 - bn.momentum) * running_mean + bn.momentum * mean.detach().reshape(1))
+
+
+def test_reset_parameters_restores_the_configured_initialisation():
+    cbam = attnlib.create_block("cbam", 32, zero_init_bn=True)
+    with torch.no_grad():
+        for p in cbam.parameters():
+            p.add_(1.0)
+    cbam.reset_parameters()
+    assert torch.equal(cbam.spatial.bn.weight, torch.zeros(1)) and torch.equal(cbam.spatial.bn.bias, torch.zeros(1))
+    default = attnlib.create_block("cbam_spatial", 32)
+    with torch.no_grad():
+        default.bn.weight.fill_(3.0)
+    default.reset_parameters()
+    assert torch.equal(default.bn.weight, torch.ones(1))
