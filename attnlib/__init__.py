@@ -14,6 +14,8 @@ registered under a short name::
 from .registry import BlockInfo, block_info, create_block, list_blocks, register
 from .capture import capture
 from .devices import device
+from .trace import Trace, trace_block
+from .stepper import live_stepper, render_trace_html, static_stepper
 from . import blocks  # noqa: F401  (importing the package registers every block)
 
 __version__ = "0.1.0"
@@ -27,5 +29,10 @@ __all__ = [
     "device",
     "list_blocks",
     "register",
+    "render_trace_html",
+    "static_stepper",
+    "live_stepper",
+    "Trace",
+    "trace_block",
     "__version__",
 ]

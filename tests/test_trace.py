@@ -121,18 +121,19 @@ def test_se_trace_matches_hand_computed_intermediates():
     assert squeeze.format_output() == "(B=2, C=32)"
     assert squeeze.inputs[0].name == "x" and squeeze.inputs[0].symbols == ("B", "C", "H", "W")
     excite = t.find("se-excite")
-    assert [e.op for e in excite] == ["linear", "relu", "linear", "sigmoid"]
+    assert [e.op for e in excite] == ["linear", "relu", "linear", "sigmoid", "__getitem__"]
     fc1 = excite[0]
     assert (fc1.module, fc1.module_type, fc1.op_display) == ("fc1", "Linear", "linear in fc1 (Linear)")
     assert [(i.name, i.shape, i.from_step) for i in fc1.inputs] == [
         (None, (2, 32), 0), ("fc1.weight", (8, 32), None), ("fc1.bias", (8,), None)]
     # the line's comment (B, C) belongs to its last op; the hidden (B, C_r) is not named C
     assert fc1.symbolic is None and fc1.output_symbols == (("B", None),) and fc1.symbols_from == "inferred"
-    assert excite[-1].symbolic == "(B, C)" and excite[-1].output_symbols == (("B", "C"),)
+    assert excite[3].symbolic == "(B, C)" and excite[3].output_symbols == (("B", "C"),)
     # the sigmoid keeps the shape, so its input (the fc2 output) is (B, C) too: named backwards
     assert excite[2].output_symbols == (("B", "C"),) and excite[2].symbols_from == "inferred"
-    assert excite[-1].inputs[0].symbols == ("B", "C")
+    assert excite[3].inputs[0].symbols == ("B", "C")
     gate = t.steps[5]
+    assert gate is excite[-1] and gate.symbolic == "(B, C, 1, 1)"
     assert gate.output_shape == (2, 32, 1, 1) and gate.output_symbols == (("B", "C", "1", "1"),)
     assert gate.format_output() == "(B=2, C=32, 1, 1)"
     scale, = t.find("se-scale")

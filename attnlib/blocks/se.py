@@ -75,7 +75,7 @@ class SqueezeExcitation(AttentionBlock):
         """The excitation :math:`s` of shape (B, C, 1, 1) for an input of shape (B, C, H, W)."""
         z = x.mean(dim=(2, 3))                          # squeeze, eq. se-squeeze: (B, C)
         s = torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))  # excitation, eq. se-excite: (B, C)
-        return s[:, :, None, None]                      # (B, C, 1, 1)
+        return s[:, :, None, None]                      # gate as a map, eq. se-excite: (B, C, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
