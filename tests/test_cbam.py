@@ -207,3 +207,11 @@ def test_reset_parameters_restores_the_configured_initialisation():
         default.bn.weight.fill_(3.0)
     default.reset_parameters()
     assert torch.equal(default.bn.weight, torch.ones(1))
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_norm": False}, {"pool_order": "max_avg", "kernel_size": 3}])
+def test_gradcheck_of_the_non_default_configurations(kwargs):
+    # the generic suite runs gradcheck on the default configuration only
+    cbam = _randomise(attnlib.create_block("cbam", 8, reduction=2, **kwargs).double()).train()
+    x = torch.randn(2, 8, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cbam, (x,), fast_mode=True, atol=1e-6, rtol=1e-4)

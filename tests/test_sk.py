@@ -176,3 +176,20 @@ def test_out_channels_and_stride():
 def test_bad_hyper_parameters(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         attnlib.create_block("sk", *args, **kwargs)
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((8,), {"num_branches": 3, "groups": 1, "reduction": 4, "dilated": False, "min_width": 4}),
+    ((4, 8), {"stride": 2, "groups": 2, "min_width": 4}),
+])
+def test_gradcheck_of_the_non_default_configurations(args, kwargs):
+    # the generic suite runs gradcheck on the default configuration only
+    sk = _randomised(*args, **kwargs).train()
+    x = torch.randn(2, sk.in_channels, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(sk, (x,), fast_mode=True, atol=1e-6, rtol=1e-4)
+
+
+def test_channels_last_input_with_true_kernels_and_stride():
+    sk = _randomised(16, 32, stride=2, num_branches=3, groups=4, dilated=False).eval()
+    x = torch.randn(2, 16, 9, 7, dtype=torch.float64)
+    torch.testing.assert_close(sk(x.to(memory_format=torch.channels_last)), sk(x))
