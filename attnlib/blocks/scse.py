@@ -7,11 +7,11 @@ Idea: for segmentation, where pixel-wise information matters, pair SE's channel 
 space, excite channels) with its transpose (sSE: squeeze channels with a 1x1 convolution, excite
 pixels), run both on the same input and combine the two recalibrated maps.
 
-Deviations from the paper: none by default. The MICCAI paper combines the two branches by addition;
-the authors' released code (and their later journal version) takes the element-wise maximum, offered as
-``combine="max"``. The paper's equations write the layers without biases; like the released code (and
-SE in this library) the two FC layers and the 1x1 convolution carry biases. The paper gives no
-initialisation: PyTorch's defaults are used.
+Deviations from the paper: one, the biases. The paper's equations write the two FC layers and the 1x1
+convolution without biases; here, as in the authors' released code (and SE in this library), all three
+carry biases. The combination follows the MICCAI paper by default (addition); the released code (and
+the authors' later journal version) takes the element-wise maximum, offered as ``combine="max"``. The
+paper gives no initialisation: PyTorch's defaults are used.
 
 Equations:
     scse-squeeze: z = GAP(U), one average per channel, (B, C)
