@@ -5,9 +5,12 @@ hits every variant alike; each variant's median over the rounds is reported, and
 the per-round ratios.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` around the call. On CPU PyTorch keeps no
-allocator statistics, so the call runs in a fresh Python process and the peak resident set size
-(``ru_maxrss``) it reaches is compared with the peak reached just before the call (after imports,
-set-up and one warm-up call of a *different* tiny input): the difference is the memory the call added.
+allocator statistics, so the call runs in a fresh Python process: after imports, set-up and the optional
+warm-up, the process's resident-set high-water mark (``VmHWM`` in ``/proc/self/status``) is reset to the
+current resident size (writing ``5`` to ``/proc/self/clear_refs``), the call runs, and the high-water
+mark minus the resident size before the call is the memory the call added. (``ru_maxrss`` is not used:
+Linux carries it over from the parent process across fork and exec, so a child of a process that had
+already used more memory would report nothing.)
 """
 
 from __future__ import annotations
@@ -72,14 +75,21 @@ def cpu_peak_bytes(setup: str, call: str, *, warm: str | None = None) -> int:
     the measurement on a small input, so one-time costs (kernels, thread pools) are not counted.
     """
     code = "\n".join([
-        "import json, resource, torch",
-        "torch.set_num_threads(torch.get_num_threads())",
+        "import json, torch",
+        "def _status(key):",
+        "    with open('/proc/self/status') as f:",
+        "        for line in f:",
+        "            if line.startswith(key + ':'):",
+        "                return int(line.split()[1]) * 1024",
+        "    raise RuntimeError(key + ' not found in /proc/self/status')",
         textwrap.dedent(setup),
         textwrap.dedent(warm or ""),
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss",
+        "with open('/proc/self/clear_refs', 'w') as f:",
+        "    f.write('5')  # reset the high-water mark VmHWM to the current resident size",
+        "before = _status('VmRSS')",
         textwrap.dedent(call),
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss",
-        "print(json.dumps({'bytes': (after - before) * 1024}))",
+        "after = _status('VmHWM')",
+        "print(json.dumps({'bytes': after - before}))",
     ])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if out.returncode != 0:

@@ -100,15 +100,17 @@ def test_channels_last_and_non_contiguous(name, device):
     block = _perturbed(case, device).eval()
     x = _input(case, device=device)
     ref = block(x)
+    # another memory layout reorders float32 sums: allow rounding relative to the output's scale
+    atol = 1e-5 * max(1.0, ref.abs().max().item())
     y_cl = block(x.to(memory_format=torch.channels_last))
-    torch.testing.assert_close(y_cl, ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(y_cl, ref, rtol=1e-4, atol=atol)
     # a non-contiguous view: every other column of a wider tensor
     H, W = case.size
     wide = torch.zeros(B, case.channels, H, 2 * W, device=device)
     wide[..., ::2] = x
     view = wide[..., ::2]
     assert not view.is_contiguous()
-    torch.testing.assert_close(block(view), ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(block(view), ref, rtol=1e-4, atol=atol)
 
 
 @pytest.mark.parametrize("name", NAMES)
