@@ -5,6 +5,7 @@ Blocks register themselves with the :func:`register` decorator when ``attnlib.bl
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -77,12 +78,21 @@ def create_block(name: str, *args, **kwargs) -> nn.Module:
 
     ``create_block(name, C)`` builds every block with its paper's defaults for ``C`` channels.
 
+    A ``stride`` given to a block that keeps its input's shape (every gating block) raises a
+    ``ValueError`` saying so; other unknown keyword arguments raise the usual ``TypeError``.
+
     Example:
         >>> import attnlib
         >>> attnlib.create_block("se", 64, reduction=8)
         SqueezeExcitation(channels=64, reduction=8, reduced_channels=8)
     """
-    return _lookup(name).cls(*args, **kwargs)
+    info = _lookup(name)
+    if "stride" in kwargs and "stride" not in inspect.signature(info.cls.__init__).parameters:
+        raise ValueError(
+            f"{name}: stride={kwargs['stride']!r} is not allowed: {info.cls.__name__} keeps its input's shape "
+            f"(B, C, H, W -> B, C, H, W) and has no strided step; downsample before or after the block"
+        )
+    return info.cls(*args, **kwargs)
 
 
 def block_info(name: str) -> BlockInfo:

@@ -74,3 +74,27 @@ def check_input(block: torch.nn.Module, x, channels: int | None, *, ndim: int | 
         raise ValueError(f"{name} got an input with a zero-sized dimension: {tuple(x.shape)}")
     if not (x.is_floating_point()):
         raise ValueError(f"{name} expects a floating-point input, got dtype {x.dtype}")
+
+
+def conv_arguments(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias) -> dict:
+    """Validate ``nn.Conv2d``-style arguments of a convolution-replacing block; return them normalised.
+
+    ``out_channels=None`` means ``in_channels``; ``padding=None`` means "same" padding
+    ``dilation * (kernel_size // 2)``. Raises ``ValueError`` naming the argument and the allowed values.
+    """
+    check_positive_int(in_channels, "in_channels")
+    out_channels = in_channels if out_channels is None else out_channels
+    check_positive_int(out_channels, "out_channels")
+    check_positive_int(kernel_size, "kernel_size (a single int: square kernels)")
+    check_positive_int(stride, "stride")
+    check_positive_int(dilation, "dilation")
+    check_positive_int(groups, "groups")
+    check_divisible(in_channels, groups, "in_channels")
+    check_divisible(out_channels, groups, "out_channels")
+    if padding is None:
+        padding = dilation * (kernel_size // 2)
+    check_positive_int(padding, "padding", minimum=0)
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
+    return dict(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, stride=stride,
+                padding=padding, dilation=dilation, groups=groups, bias=bias)

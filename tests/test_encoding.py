@@ -81,7 +81,6 @@ def test_initialisation_and_parameter_names():
 @pytest.mark.parametrize("kwargs, argument", [
     (dict(num_codes=0), "num_codes"),
     (dict(num_codes=-3), "num_codes"),
-    (dict(stride=2), "stride"),
 ])
 def test_bad_arguments_raise(kwargs, argument):
     with pytest.raises(ValueError, match=argument):

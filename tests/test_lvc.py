@@ -114,9 +114,7 @@ def test_batch_one_trains(cls):
 
 @pytest.mark.parametrize("cls, kwargs, argument", [
     (LVC, dict(num_codes=0), "num_codes"),
-    (LVC, dict(stride=2), "stride"),
     (EVC, dict(num_codes=0), "num_codes"),
-    (EVC, dict(stride=2), "stride"),
     (EVC, dict(mixer_kernel_size=2), "mixer_kernel_size"),
     (EVC, dict(mlp_ratio=0), "mlp_ratio"),
     (EVC, dict(mlp_ratio=0.01), "mlp_ratio"),

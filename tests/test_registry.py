@@ -63,3 +63,15 @@ def test_register_rejects_non_modules_and_bad_families():
 def test_device_picks_cuda_when_available():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert attnlib.device().type == expected
+
+
+def test_stride_on_a_shape_keeping_block_is_a_clear_value_error():
+    conv_like = {"sk", "dycaconv", "dynamic_conv", "dka"}
+    for name in attnlib.list_blocks():
+        if name in conv_like:
+            continue
+        with pytest.raises(ValueError, match=r"stride=2 is not allowed: .* keeps its input's shape"):
+            attnlib.create_block(name, 32, stride=2)
+    for name in conv_like & set(attnlib.list_blocks()):
+        block = attnlib.create_block(name, 32, stride=2).eval()
+        assert block(torch.randn(1, 32, 8, 8)).shape == (1, 32, 4, 4)

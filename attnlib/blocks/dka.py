@@ -30,9 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ..validation import check_positive_int, reduced_width
+from ..validation import check_positive_int, conv_arguments, reduced_width
 from .base import AttentionBlock
-from .dynamic_conv import conv_arguments
 
 
 @register("dka", family="dynamic",

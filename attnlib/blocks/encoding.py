@@ -37,13 +37,6 @@ from ..validation import check_positive_int
 from .base import AttentionBlock
 
 
-def check_no_stride(block: str, stride) -> None:
-    """Blocks that keep the spatial size take ``stride`` only to say so: anything but 1 raises."""
-    if isinstance(stride, bool) or stride != 1:
-        raise ValueError(f"{block}: stride must be 1 (the block keeps the spatial size and has no strided "
-                         f"step); got stride={stride!r}. Downsample before or after the block instead.")
-
-
 @register("encoding", family="context", paper="Deep TEN: Texture Encoding Network", year=2017,
           arxiv="1612.02844", chapter="encoding")
 class Encoding(AttentionBlock):
@@ -61,7 +54,6 @@ class Encoding(AttentionBlock):
     Args:
         channels: C, channels of the input (the dimension of the codewords).
         num_codes: K, the number of codewords (default 32, the value of Deep TEN's experiments).
-        stride: must be 1; accepted only so that a strided use fails with a clear message.
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -84,9 +76,8 @@ class Encoding(AttentionBlock):
         torch.Size([2, 32, 128])
     """
 
-    def __init__(self, channels: int, *, num_codes: int = 32, stride: int = 1):
+    def __init__(self, channels: int, *, num_codes: int = 32):
         super().__init__()
-        check_no_stride(type(self).__name__, stride)
         self.channels = check_positive_int(channels, "channels")
         self.num_codes = check_positive_int(num_codes, "num_codes")
         self.codewords = nn.Parameter(torch.empty(num_codes, channels))  # d: (K, C)

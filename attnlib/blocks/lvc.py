@@ -50,7 +50,7 @@ from torch import nn
 from ..registry import register
 from ..validation import check_positive_float, check_positive_int, reduced_width
 from .base import AttentionBlock
-from .encoding import Encoding, check_no_stride
+from .encoding import Encoding
 
 
 class _Bottleneck(nn.Module):
@@ -96,7 +96,6 @@ class LVC(AttentionBlock):
         num_codes: K, the number of codewords (default 64, what the released code uses; unlike that code,
             another value really changes the layer: the codewords, smoothing factors and the BatchNorm
             over codewords have K·(C + 3) parameters).
-        stride: must be 1; accepted only so that a strided use fails with a clear message.
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -123,9 +122,8 @@ class LVC(AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
-    def __init__(self, channels: int, *, num_codes: int = 64, stride: int = 1):
+    def __init__(self, channels: int, *, num_codes: int = 64):
         super().__init__()
-        check_no_stride(type(self).__name__, stride)
         self.channels = check_positive_int(channels, "channels")
         self.num_codes = check_positive_int(num_codes, "num_codes")
         self.bottleneck = _Bottleneck(channels)
@@ -228,7 +226,6 @@ class EVC(AttentionBlock):
         layer_scale_init: initial value of the layer scales :math:`\lambda_1, \lambda_2` (default 1e-5).
         mixer_kernel_size: kernel of the depthwise token mixer, odd (default 1, as in the released code;
             see "Deviations" in the module docstring).
-        stride: must be 1; accepted only so that a strided use fails with a clear message.
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -254,9 +251,8 @@ class EVC(AttentionBlock):
     """
 
     def __init__(self, channels: int, *, num_codes: int = 64, mlp_ratio: float = 4.0,
-                 layer_scale_init: float = 1e-5, mixer_kernel_size: int = 1, stride: int = 1):
+                 layer_scale_init: float = 1e-5, mixer_kernel_size: int = 1):
         super().__init__()
-        check_no_stride(type(self).__name__, stride)
         self.channels = check_positive_int(channels, "channels")
         self.num_codes = check_positive_int(num_codes, "num_codes")
         self.mlp_ratio = check_positive_float(mlp_ratio, "mlp_ratio")
