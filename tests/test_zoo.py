@@ -62,12 +62,17 @@ def test_cards_have_every_field(name):
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    """A 20-step CPU training run of an SE model on 128 scenes, saved without scores."""
+    """A 20-step CPU training run (batch 16, one thread) of an SE model on 64 scenes, saved unscored."""
     d = tmp_path_factory.mktemp("zoo")
     torch.manual_seed(0)
     before = zmodel.ZooNet("se").state_dict()
-    card = pipeline.train_and_save("se", steps=20, device="cpu", directory=d, progress=False,
-                                   n_train=128, score=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        card = pipeline.train_and_save("se", steps=20, device="cpu", directory=d, progress=False,
+                                       n_train=64, batch_size=16, score=False)
+    finally:
+        torch.set_num_threads(threads)
     return d, card, before
 
 
@@ -83,8 +88,8 @@ def test_twenty_step_training_runs_on_cpu(short_run):
 
 
 def test_training_is_deterministic():
-    a, _ = train.train("eca", steps=3, n_train=64, device="cpu", progress=False)
-    b, _ = train.train("eca", steps=3, n_train=64, device="cpu", progress=False)
+    a, _ = train.train("eca", steps=3, n_train=64, batch_size=8, device="cpu", progress=False)
+    b, _ = train.train("eca", steps=3, n_train=64, batch_size=8, device="cpu", progress=False)
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
 

@@ -49,12 +49,13 @@ def measure(model, name: str, directory=None) -> dict:
 
 
 def train_and_save(name: str, *, steps: int = train.STEPS, device=None, directory=None, cache_dir=None,
-                   progress: bool = True, n_train: int = train.N_TRAIN, score: bool = True) -> dict:
+                   progress: bool = True, n_train: int = train.N_TRAIN, batch_size: int = train.BATCH,
+                   score: bool = True) -> dict:
     """Train zoo model ``name`` (a block or ``"baseline"``), save weights and card, reload the file,
     measure it on the test scenes and write the measurements into the card. Returns the card."""
     block = None if name == BASELINE else name
     model, info = train.train(block, steps=steps, device=device, cache_dir=cache_dir, progress=progress,
-                              n_train=n_train)
+                              n_train=n_train, batch_size=batch_size)
     card = {
         "name": name,
         "block": block,
