@@ -163,6 +163,7 @@ def test_out_channels_and_stride():
     ((64, 48), {}, "groups"),
     ((64,), {"groups": 0}, "groups"),
     ((64,), {"num_branches": 0}, "num_branches"),
+    ((64,), {"num_branches": 1}, "num_branches must be an integer >= 2"),
     ((64,), {"num_branches": 2.0}, "num_branches"),
     ((64,), {"reduction": 0}, "reduction"),
     ((64,), {"reduction": -16}, "reduction"),

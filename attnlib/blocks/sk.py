@@ -53,7 +53,7 @@ class SelectiveKernel(AttentionBlock):
         in_channels: input channels of the branch convolutions.
         out_channels: C, output channels (default: ``in_channels``).
         stride: stride of every branch convolution (default 1).
-        num_branches: M, the number of branches (paper: 2). Branch m has a 3x3 kernel with dilation
+        num_branches: M >= 2, the number of branches (paper: 2). Branch m has a 3x3 kernel with dilation
             m + 1 (``dilated=True``) or a true (3 + 2m)x(3 + 2m) kernel, padding m + 1 either way.
         groups: G, the groups of every branch convolution (paper: 32). ``in_channels`` and
             ``out_channels`` must be divisible by G.
@@ -96,7 +96,9 @@ class SelectiveKernel(AttentionBlock):
         out_channels = in_channels if out_channels is None else out_channels
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.stride = check_positive_int(stride, "stride")
-        self.num_branches = check_positive_int(num_branches, "num_branches")
+        # one branch would make the softmax across branches the constant 1: no selection, and fc, fc_bn and
+        # select would never receive a gradient
+        self.num_branches = check_positive_int(num_branches, "num_branches", minimum=2)
         self.groups = check_positive_int(groups, "groups")
         check_divisible(in_channels, groups, "in_channels")
         check_divisible(out_channels, groups, "out_channels")
