@@ -145,7 +145,7 @@ class SelectiveKernel(AttentionBlock):
         s = fused.mean(dim=(2, 3))                      # squeeze, eq. sk-squeeze: (B, C)
         z = torch.relu(self.fc_bn(self.fc(s)))          # compact descriptor, eq. sk-fuse: (B, d)
         logits = self.select(z)                         # A_m z for every branch, eq. sk-select: (B, M C)
-        logits = logits.view(-1, self.num_branches, self.out_channels)  # eq. sk-select: (B, M, C)
+        logits = logits.view(-1, self.num_branches, self.out_channels)  # one row per branch, eq. sk-select: (B, M, C)
         a = torch.softmax(logits, dim=1)                # softmax across branches, eq. sk-select: (B, M, C)
         return a[..., None, None]                       # branch weights, eq. sk-select: (B, M, C, 1, 1)
 
@@ -158,7 +158,7 @@ class SelectiveKernel(AttentionBlock):
                 f"2 samples; got input {tuple(x.shape)}. Use a batch of 2 or more, or eval mode (running statistics)."
             )
         u = self.split(x)                               # branch outputs, eq. sk-split: (B, M, C, H, W)
-        a = self.attention(u)                           # eq. sk-select: (B, M, C, 1, 1)
+        a = self.attention(u)                           # branch weights, eq. sk-select: (B, M, C, 1, 1)
         self._record("attention", a)
         return (a * u).sum(dim=1)                       # weighted sum of branches, eq. sk-aggregate: (B, C, H, W)
 
