@@ -344,3 +344,23 @@ def class_excitation(model: ZooNet, data: scenes.SceneSet, key: str = "gate") ->
     """SE's per-class excitation: ``{stage: (num_classes, C)}`` mean gate per class on ``data``."""
     gates = _captured(model, data.images, key)
     return {stage: class_means(g.flatten(1), data.labels, model.num_classes) for stage, g in gates.items()}
+
+
+def headline_maps(name: str, data: scenes.SceneSet, directory=None) -> torch.Tensor:
+    """The maps (n, h, w) that the card of zoo model ``name`` scores (its headline stage; for Encoding
+    the codeword chosen on validation scenes), on ``data``; for a chapter's 'Attention on real images'.
+    The baseline gives its Grad-CAM at :data:`HEADLINE_STAGE`."""
+    from . import checkpoint
+
+    model = checkpoint.load_model(name, directory)
+    if model.block is None:
+        return grad_cam(model, data, HEADLINE_STAGE)
+    card = checkpoint.read_card(name, directory)
+    head = card.get("scores", {}).get("localisation_headline")
+    if head is None:
+        raise ValueError(f"zoo model {name!r} has no spatial map (its card has no localisation score)")
+    stage = head["stage"]
+    m = attention_maps(model, data)["spatial"][stage]
+    if m.ndim == 4:
+        m = m[:, card["scores"]["localisation"][str(stage)]["map_chosen_on_validation"]]
+    return m
