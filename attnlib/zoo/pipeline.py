@@ -38,8 +38,10 @@ def _baseline_for_scores(name: str, directory) -> torch.nn.Module | None:
 def measure(model, name: str, directory=None) -> dict:
     """Test accuracy and scores of ``model`` (as loaded from its file) on the fixed test scenes."""
     data = test_set()
+    correct = (evaluate.predict(model, data) == torch.from_numpy(data.labels)).double().numpy()
+    lo, hi = scores.bootstrap_ci(correct)
     result = {"test": {"split": "test", "n": len(data), "seed": train.SEED,
-                       "accuracy": round(evaluate.accuracy(model, data), 4)}}
+                       "accuracy": round(float(correct.mean()), 4), "accuracy_ci95": [round(lo, 4), round(hi, 4)]}}
     result["val_accuracy"] = round(evaluate.accuracy(model, val_set()), 4)
     if name != BASELINE:
         result["scores"] = scores.model_scores(model, data, _baseline_for_scores(name, directory), val_set())
