@@ -194,3 +194,20 @@ def test_channels_last_input_with_true_kernels_and_stride():
     sk = _randomised(16, 32, stride=2, num_branches=3, groups=4, dilated=False).eval()
     x = torch.randn(2, 16, 9, 7, dtype=torch.float64)
     torch.testing.assert_close(sk(x.to(memory_format=torch.channels_last)), sk(x))
+
+
+def test_reset_parameters_gives_the_resnext_initialisation():
+    # branch convs: Kaiming normal, fan-out = C * k * k (3x3 kernels here), ReLU gain: std sqrt(2 / (9 C));
+    # fan-in would give sqrt(2 / (9 C / G)), G = 32 times larger in variance
+    torch.manual_seed(0)
+    sk = attnlib.create_block("sk", 256)
+    with torch.no_grad():
+        for p in sk.parameters():
+            p.add_(1.0)
+    sk.reset_parameters()
+    for branch in sk.branches:
+        std = branch[0].weight.std().item()
+        assert abs(std / (2 / (9 * 256)) ** 0.5 - 1) < 0.05, std
+        assert abs(branch[0].weight.mean().item()) < 0.01
+        assert torch.equal(branch[1].weight, torch.ones(256)) and torch.equal(branch[1].bias, torch.zeros(256))
+    assert torch.equal(sk.fc_bn.weight, torch.ones(sk.width)) and torch.equal(sk.fc_bn.bias, torch.zeros(sk.width))
