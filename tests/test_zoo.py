@@ -266,3 +266,25 @@ def test_select_map_picks_the_map_that_covers_the_boxes():
     maps = torch.stack([torch.rand(5, 16, 16), small, 1 - small], dim=1)
     assert scores.select_map(maps, data.boxes) == 1
 
+
+
+def test_cli_evaluate_prints_json(capsys):
+    from attnlib.zoo.__main__ import main
+
+    assert main(["evaluate", "--block", "baseline", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    r = out["baseline"]
+    assert r["test"]["accuracy"] == pytest.approx(r["card_test_accuracy"], abs=0.02)
+    assert set(r["scores"]["grad_cam"]) == {"1", "2", "3"}
+
+
+def test_headline_maps_for_the_book():
+    spatial = [n for n in SHIPPED if "localisation_headline" in checkpoint.read_card(n).get("scores", {})]
+    assert spatial, "no shipped model with a spatial map"
+    data = scenes.make_scenes("test", 3)
+    for name in spatial:
+        m = scores.headline_maps(name, data)
+        stage = checkpoint.read_card(name)["scores"]["localisation_headline"]["stage"]
+        assert m.shape == (3, 64 >> (stage + 1), 64 >> (stage + 1)), name
+    with pytest.raises(ValueError, match="no spatial map"):
+        scores.headline_maps("se", data)
