@@ -74,12 +74,13 @@ class capture:  # noqa: N801  (used as a context manager, like torch.no_grad)
         from .blocks.base import AttentionBlock
 
         self.maps = {}
-        for name, module in self.model.named_modules():
-            if isinstance(module, AttentionBlock):
-                if "_capture_sink" in module.__dict__:
-                    raise RuntimeError(f"capture: module {name!r} is already being captured")
-                module.__dict__["_capture_sink"] = CaptureSink(self.maps, name, self.queries, self.detach)
-                self._blocks.append(module)
+        blocks = [(n, m) for n, m in self.model.named_modules() if isinstance(m, AttentionBlock)]
+        busy = [n for n, m in blocks if "_capture_sink" in m.__dict__]
+        if busy:  # checked before attaching anything, so a refused capture leaves no sink behind
+            raise RuntimeError(f"capture: module {busy[0]!r} is already being captured")
+        for name, module in blocks:
+            module.__dict__["_capture_sink"] = CaptureSink(self.maps, name, self.queries, self.detach)
+            self._blocks.append(module)
         return self.maps
 
     def __exit__(self, *exc) -> None:

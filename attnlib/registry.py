@@ -83,8 +83,8 @@ def create_block(name: str, *args, **kwargs) -> nn.Module:
 
     Example:
         >>> import attnlib
-        >>> attnlib.create_block("se", 64, reduction=8)
-        SqueezeExcitation(channels=64, reduction=8, reduced_channels=8)
+        >>> attnlib.create_block("se", 64, reduction=8).reduced_channels
+        8
     """
     info = _lookup(name)
     if "stride" in kwargs and "stride" not in inspect.signature(info.cls.__init__).parameters:

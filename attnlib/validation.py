@@ -71,7 +71,9 @@ def check_input(block: torch.nn.Module, x, channels: int | None, *, ndim: int | 
             f"{name} was built for {channels} channels: expects shape (B, {channels}, ...); got {tuple(x.shape)}"
         )
     if any(s == 0 for s in x.shape):
-        raise ValueError(f"{name} got an input with a zero-sized dimension: {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} expects (B, {channels if channels else 'C'}, ...) with every size >= 1; got {tuple(x.shape)}"
+        )
     if not (x.is_floating_point()):
         raise ValueError(f"{name} expects a floating-point input, got dtype {x.dtype}")
 

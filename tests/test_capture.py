@@ -76,6 +76,20 @@ def test_nested_capture_of_the_same_block_is_refused_and_cleans_up():
     assert all("_capture_sink" not in m.__dict__ for m in model.modules())
 
 
+def test_a_refused_capture_attaches_nothing():
+    # the inner block is captured first; capturing the whole model must fail without touching model[1]
+    model = _model()
+    with attnlib.capture(model[2]):
+        with pytest.raises(RuntimeError, match="'2.1' is already being captured"):
+            with attnlib.capture(model):
+                pass
+        assert "_capture_sink" not in model[1].__dict__
+    assert all("_capture_sink" not in m.__dict__ for m in model.modules())
+    with attnlib.capture(model) as maps:  # and the model can be captured again afterwards
+        model(torch.randn(1, 3, 8, 8))
+    assert set(maps) == {"1", "2.1"}
+
+
 def test_capture_argument_checks():
     with pytest.raises(TypeError, match="nn.Module"):
         attnlib.capture("model")

@@ -26,6 +26,20 @@ def test_families_partition_the_registry():
     assert sorted(by_family) == sorted(attnlib.list_blocks())
 
 
+def test_the_issue_2_blocks_are_registered_with_their_papers():
+    expected = {
+        "se": ("channel", 2018, "1709.01507"), "eca": ("channel", 2020, "1910.03151"),
+        "cbam_channel": ("channel", 2018, "1807.06521"), "cbam_spatial": ("spatial", 2018, "1807.06521"),
+        "cbam": ("hybrid", 2018, "1807.06521"), "sk": ("channel", 2019, "1903.06586"),
+        "cse": ("channel", 2018, "1803.02579"), "sse": ("spatial", 2018, "1803.02579"),
+        "scse": ("hybrid", 2018, "1803.02579"),
+    }
+    assert set(expected) == ISSUE_2_NAMES <= set(attnlib.list_blocks())
+    for name, (family, year, arxiv) in expected.items():
+        info = attnlib.block_info(name)
+        assert (info.family, info.year, info.arxiv) == (family, year, arxiv), name
+
+
 def test_se_metadata():
     info = attnlib.block_info("se")
     assert (info.family, info.year, info.arxiv) == ("channel", 2018, "1709.01507")

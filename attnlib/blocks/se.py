@@ -8,6 +8,11 @@ bottleneck MLP ending in a sigmoid (excitation), and rescale every channel of th
 Deviations from the paper: none. The paper does not specify the FC initialisation; PyTorch's default
 ``nn.Linear`` initialisation is used.
 
+Equations:
+    se-squeeze: z = GAP(x), one average per channel
+    se-excite: s = σ(W2 δ(W1 z + b1) + b2), the channel gate
+    se-scale: y = s ⊙ x
+
 Book chapter: ``book/se.md``.
 """
 
