@@ -97,7 +97,7 @@ def test_batch_norm_off_has_no_batch_norm_and_matches_the_printed_equation():
 
 
 def test_zero_gamma_makes_the_spatial_gate_one_half_at_init():
-    cbam = attnlib.create_block("cbam", 32, zero_init_bn=True)
+    cbam = attnlib.create_block("cbam", 32, batch_norm=True, zero_init_bn=True)
     assert torch.equal(cbam.spatial.bn.weight, torch.zeros(1))
     x = torch.randn(4, 32, 8, 7) * 3
     for mode in (True, False):
@@ -105,14 +105,16 @@ def test_zero_gamma_makes_the_spatial_gate_one_half_at_init():
             cbam(x)
         assert torch.equal(maps[""]["spatial"], torch.full((4, 1, 8, 7), 0.5))
     # default gamma = 1: the gate varies over the image
-    default = attnlib.create_block("cbam", 32).train()
+    default = attnlib.create_block("cbam", 32, batch_norm=True).train()
     with attnlib.capture(default) as maps:
         default(x)
     assert maps[""]["spatial"].std() > 0.05
 
 
 def test_spatial_batch_of_one_pixel_in_training_raises():
-    sp = attnlib.create_block("cbam_spatial", 8).train()
+    # only with the official code's BatchNorm; the paper's gate (default) has none
+    assert attnlib.create_block("cbam_spatial", 8).train()(torch.randn(1, 8, 1, 1)).shape == (1, 8, 1, 1)
+    sp = attnlib.create_block("cbam_spatial", 8, batch_norm=True).train()
     with pytest.raises(ValueError, match="batch"):
         sp(torch.randn(1, 8, 1, 1))
     assert sp.eval()(torch.randn(1, 8, 1, 1)).shape == (1, 8, 1, 1)
@@ -122,12 +124,14 @@ def test_spatial_batch_of_one_pixel_in_training_raises():
 def test_parameter_counts_match_the_paper(C, r):
     Cr = C // r
     channel = 2 * C * Cr + Cr + C      # shared MLP with biases
-    spatial = 2 * 7 * 7 + 2            # 7x7 conv from 2 maps to 1, no bias, + BatchNorm (gamma, beta)
+    spatial = 2 * 7 * 7                # 7x7 conv from 2 maps to 1, no bias (paper)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(attnlib.create_block("cbam_channel", C, reduction=r)) == channel
     assert count(attnlib.create_block("cbam_spatial", C)) == spatial
     assert count(attnlib.create_block("cbam", C, reduction=r)) == channel + spatial
-    assert count(attnlib.create_block("cbam_spatial", C, kernel_size=3)) == 2 * 3 * 3 + 2
+    assert count(attnlib.create_block("cbam_spatial", C, kernel_size=3)) == 2 * 3 * 3
+    # the official code's BatchNorm adds its gamma and beta
+    assert count(attnlib.create_block("cbam", C, reduction=r, batch_norm=True)) == channel + spatial + 2
 
 
 def test_resnet50_plus_cbam_extra_parameters():
@@ -178,7 +182,7 @@ def test_spatial_conv_uses_the_official_kaiming_fan_out_init():
 def test_cbam_in_training_uses_batch_statistics_of_the_spatial_map():
     # training mode: the spatial BatchNorm normalises the (B, 1, H, W) conv output with its own batch mean and
     # biased variance over B, H, W (not the running statistics), and updates the running statistics
-    cbam = _randomise(attnlib.create_block("cbam", 16, reduction=4).double()).train()
+    cbam = _randomise(attnlib.create_block("cbam", 16, reduction=4, batch_norm=True).double()).train()
     x = torch.randn(3, 16, 6, 5, dtype=torch.float64)
     mc = _channel_gate(x, cbam.channel.fc1, cbam.channel.fc2)[:, :, None, None]
     x1 = mc * x
@@ -196,20 +200,21 @@ def test_cbam_in_training_uses_batch_statistics_of_the_spatial_map():
 
 
 def test_reset_parameters_restores_the_configured_initialisation():
-    cbam = attnlib.create_block("cbam", 32, zero_init_bn=True)
+    cbam = attnlib.create_block("cbam", 32, batch_norm=True, zero_init_bn=True)
     with torch.no_grad():
         for p in cbam.parameters():
             p.add_(1.0)
     cbam.reset_parameters()
     assert torch.equal(cbam.spatial.bn.weight, torch.zeros(1)) and torch.equal(cbam.spatial.bn.bias, torch.zeros(1))
-    default = attnlib.create_block("cbam_spatial", 32)
+    default = attnlib.create_block("cbam_spatial", 32, batch_norm=True)
     with torch.no_grad():
         default.bn.weight.fill_(3.0)
     default.reset_parameters()
     assert torch.equal(default.bn.weight, torch.ones(1))
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_norm": False}, {"pool_order": "max_avg", "kernel_size": 3}])
+@pytest.mark.parametrize("kwargs", [{"batch_norm": True}, {"batch_norm": True, "zero_init_bn": True},
+                                    {"pool_order": "max_avg", "kernel_size": 3}])
 def test_gradcheck_of_the_non_default_configurations(kwargs):
     # the generic suite runs gradcheck on the default configuration only
     cbam = _randomise(attnlib.create_block("cbam", 8, reduction=2, **kwargs).double()).train()

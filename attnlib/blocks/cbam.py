@@ -6,10 +6,10 @@ Idea: refine a feature map twice, first along channels (an SE-style gate whose s
 average- and the max-pooled descriptor) and then along space (a 7x7 convolution over the per-pixel
 average and maximum across channels). Each gate is a sigmoid that multiplies the features.
 
-Deviations from the paper: the paper's spatial gate is printed as ``σ(f7x7([AvgPool(F); MaxPool(F)]))``;
-by default this module, like the official code, puts a BatchNorm (no conv bias) between the 7x7
-convolution and the sigmoid. ``batch_norm=False`` gives the equation as printed. The official code also
-differs in two ways offered as options: it concatenates ``[max; avg]`` instead of the paper's
+Deviations from the paper: none by default. The defaults are the paper's configuration: the spatial gate
+is ``σ(f7x7([AvgPool(F); MaxPool(F)]))`` as printed, with no normalisation. The official code differs in
+three ways, each offered as an option: it puts a BatchNorm (no conv bias) between the 7x7 convolution and
+the sigmoid (``batch_norm=True``), it concatenates ``[max; avg]`` instead of the paper's
 ``[avg; max]`` (``pool_order="max_avg"``), and its ResNet initialises the spatial BatchNorm's scale γ to 0,
 so that every spatial gate starts at σ(0) = 0.5 (``zero_init_bn=True``). The paper gives no
 initialisation; the MLP keeps PyTorch's default (the official ResNet zeroes its biases) and the 7x7
@@ -22,8 +22,8 @@ Equations:
     cbam-channel-gate: M_c(F) = σ(MLP(F_avg^c) + MLP(F_max^c))
     cbam-channel-scale: F' = M_c(F) ⊗ F
     cbam-spatial-pool: [F_avg^s; F_max^s], mean and max over channels, concatenated, (B, 2, H, W)
-    cbam-spatial-conv: f^{7x7}(·), then BatchNorm (official code, default)
-    cbam-spatial-gate: M_s(F') = σ(BN(f^{7x7}([F_avg^s; F_max^s])))
+    cbam-spatial-conv: f^{7x7}(·) (then BatchNorm with ``batch_norm=True``, the official code)
+    cbam-spatial-gate: M_s(F') = σ(f^{7x7}([F_avg^s; F_max^s])) (σ(BN(·)) with ``batch_norm=True``)
     cbam-spatial-scale: F'' = M_s(F') ⊗ F'
 
 Book chapter: ``book/cbam.md``.
@@ -121,20 +121,20 @@ class CBAMSpatial(AttentionBlock):
     r"""CBAM's spatial attention module.
 
     .. math::
-        M_s(F) = \sigma\Big(\mathrm{BN}\big(f^{k \times k}([\mathrm{AvgPool}(F); \mathrm{MaxPool}(F)])\big)\Big),
+        M_s(F) = \sigma\big(f^{k \times k}([\mathrm{AvgPool}(F); \mathrm{MaxPool}(F)])\big),
         \qquad F' = M_s(F) \otimes F
 
     where the pools run over the channel axis (one average and one maximum per pixel, each
     :math:`(B, 1, H, W)`), :math:`f^{k \times k}` is a convolution from 2 channels to 1 with zero padding
-    :math:`k // 2` and no bias, and BN is a one-channel BatchNorm (omitted with ``batch_norm=False``,
-    which is the paper's equation as printed).
+    :math:`k // 2` and no bias. With ``batch_norm=True`` (the official code) a one-channel BatchNorm
+    sits between the convolution and the sigmoid: :math:`\sigma(\mathrm{BN}(f^{k \times k}(\cdot)))`.
 
     Args:
         channels: C, the number of input (and output) channels (checked on the input; the gate has no
             per-channel parameters).
         kernel_size: k, odd size of the convolution (paper: 7; its ablation also tries 3).
         batch_norm: put a BatchNorm between the convolution and the sigmoid, as the official code does
-            (default ``True``).
+            (default ``False``: the paper's equation).
         zero_init_bn: initialise the BatchNorm scale γ to 0, as the official ResNet does, so that every
             gate starts at 0.5 (default ``False``: γ = 1). Requires ``batch_norm=True``.
         pool_order: ``"avg_max"`` (paper: :math:`[\mathrm{AvgPool}; \mathrm{MaxPool}]`) or ``"max_avg"``
@@ -151,8 +151,8 @@ class CBAMSpatial(AttentionBlock):
     Captured:
         ``gate``: :math:`M_s(F)`, shape :math:`(B, 1, H, W)`.
 
-    Batch size 1 in training mode works as long as :math:`H W > 1` (the BatchNorm then normalises
-    over the pixels); a single 1x1 sample in training raises a ``ValueError``.
+    Batch size 1 in training mode works. With ``batch_norm=True`` it needs :math:`H W > 1` (the
+    BatchNorm then normalises over the pixels); a single 1x1 sample in training raises a ``ValueError``.
 
     Example:
         >>> import torch, attnlib
@@ -161,7 +161,7 @@ class CBAMSpatial(AttentionBlock):
         torch.Size([2, 64, 14, 14])
     """
 
-    def __init__(self, channels: int, *, kernel_size: int = 7, batch_norm: bool = True, zero_init_bn: bool = False,
+    def __init__(self, channels: int, *, kernel_size: int = 7, batch_norm: bool = False, zero_init_bn: bool = False,
                  pool_order: str = "avg_max"):
         super().__init__()
         self.channels = check_positive_int(channels, "channels")
@@ -228,7 +228,7 @@ class CBAM(AttentionBlock):
         reduction: r of the channel gate's shared MLP (paper: 16). ``C // r`` must be >= 1.
         kernel_size: k of the spatial gate's convolution, odd (paper: 7).
         batch_norm: BatchNorm between the spatial convolution and its sigmoid (official code; default
-            ``True``). ``False`` gives the paper's printed equation.
+            ``False``, the paper's printed equation).
         zero_init_bn: initialise that BatchNorm's γ to 0 (official ResNet), so the spatial gate starts
             at 0.5 everywhere (default ``False``).
         pool_order: ``"avg_max"`` (paper) or ``"max_avg"`` (official code), the order of the spatial
@@ -257,7 +257,7 @@ class CBAM(AttentionBlock):
         (torch.Size([2, 64, 1, 1]), torch.Size([2, 1, 14, 14]))
     """
 
-    def __init__(self, channels: int, *, reduction: float = 16, kernel_size: int = 7, batch_norm: bool = True,
+    def __init__(self, channels: int, *, reduction: float = 16, kernel_size: int = 7, batch_norm: bool = False,
                  zero_init_bn: bool = False, pool_order: str = "avg_max"):
         super().__init__()
         self.channels = channels
