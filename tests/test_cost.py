@@ -22,7 +22,7 @@ def test_created_bytes_counts_new_tensors_not_views():
     B, C, H, W, Cr = 2, 32, 6, 5, 8
     # mean (B,C), fc1 (B,Cr), relu (B,Cr), fc2 (B,C), sigmoid (B,C), the None-index view (free), output (B,C,H,W)
     assert cost.created_bytes(se, (B, C, H, W)) == 4 * B * (3 * C + 2 * Cr + C * H * W)
-    assert cost.created_bytes(se, torch.randn(B, C, H, W, dtype=torch.float64)) == 8 * B * (3 * C + 2 * Cr + C * H * W)
+    assert cost.created_bytes(se.double(), torch.randn(B, C, H, W, dtype=torch.float64)) == 8 * B * (3 * C + 2 * Cr + C * H * W)
 
 
 def test_forward_ms_is_a_positive_median_and_restores_threads():
