@@ -1,8 +1,9 @@
 # Two commands for a fresh machine (see README.md):
 #   make book   set up and build the site (offline, warnings as errors)
 #   make test   set up and run the test suite
-# Both install what is missing: Graphviz's `dot` (Debian package graphviz) and the pinned Python
-# environment in .venv (requirements.txt), with attnlib installed in editable mode.
+# Both install what is missing: Graphviz's `dot` (Debian package graphviz), Python's venv module
+# (python3-venv) and the pinned Python environment in .venv (requirements.txt), with attnlib installed
+# in editable mode. Python 3.11 or newer (the pinned numpy, SciPy and IPython need it).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -14,6 +15,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system:
 	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y graphviz; }
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv; }
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -2,6 +2,7 @@
 
 import html.parser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -238,7 +239,8 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
+                    reason="chromium not installed (CI installs it and runs these tests)")
 def test_two_steppers_in_a_browser(tmp_path):
     grid = {"C": [16, 64], "reduction": [4, 32]}
     a = static_stepper("se", grid, fixed={"H": 6, "W": 5})
@@ -266,7 +268,8 @@ def test_two_steppers_in_a_browser(tmp_path):
     assert r["b5link"] == "#equation-se-scale"  # a labelled equation on the page becomes a link
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
+                    reason="chromium not installed (CI installs it and runs these tests)")
 def test_invalid_setting_shows_the_error_in_a_browser(tmp_path):
     a = static_stepper("se", {"C": [16], "reduction": [4, 32]}, fixed={"H": 6, "W": 5})
     harness = """<script>window.addEventListener("load", function () {
