@@ -1,7 +1,8 @@
-"""Write each block chapter's Colab notebook from its MyST Markdown source.
+"""Write each executable page's Colab notebook from its MyST Markdown source.
 
-Every block chapter ``book/<chapter>.md`` (a MyST Markdown notebook, the page the site builds) has a paired
-``book/<chapter>.ipynb`` beside it: the file Colab opens from the chapter's launch button. This script
+Every page of ``_toc.yml`` that is a MyST Markdown notebook (it has a ``kernelspec`` in its front matter:
+every block chapter, the overview, the model zoo) has a paired ``book/<page>.ipynb`` beside it: the file
+Colab opens from the page's launch button. This script
 
 1. writes the repository URL of ``_config.yml`` (``repository.url`` at ``repository.branch``) into the
    chapter's install cell, the line ``ATTNLIB_URL = "git+<url>@<branch>"``,
@@ -79,6 +80,17 @@ def block_chapters(root: Path = ROOT) -> list[Path]:
     return [root / f"{file}.md" for caption, file in toc_files(root)[1:] if caption not in NON_CHAPTER_PARTS]
 
 
+def notebook_pages(root: Path = ROOT) -> list[Path]:
+    """Every toc page that is a MyST notebook (code cells run at build time), block chapters included."""
+    pages = [root / f"{file}.md" for _, file in toc_files(root)]
+    return [p for p in pages if p.exists() and _is_notebook(p.read_text())]
+
+
+def _is_notebook(md_text: str) -> bool:
+    front = re.match(r"^---\n(.*?)\n---\n", md_text, flags=re.DOTALL)
+    return bool(front) and "kernelspec" in (yaml.safe_load(front.group(1)) or {})
+
+
 def with_url(md_text: str, url: str) -> str:
     """The chapter text with its install line set to ``url``; raises if the chapter has no install line."""
     if len(URL_LINE.findall(md_text)) != 1:
@@ -115,7 +127,7 @@ def sync(check: bool = False, root: Path = ROOT) -> list[str]:
     config = load_config(root)
     url = install_url(config)
     stale = []
-    for md in block_chapters(root):
+    for md in notebook_pages(root):
         text = md.read_text()
         new_text = with_colab_link(with_url(text, url), colab_link(config, md, root))
         if new_text != text:

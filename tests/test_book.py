@@ -32,6 +32,8 @@ _spec.loader.exec_module(sync_notebooks)
 SECTIONS = ["Idea", "Derivation", "Shapes, step by step", "Implementation", "Attention on real images", "Cost",
             "Pitfalls", "Exercises", "Tests"]
 CHAPTERS = sync_notebooks.block_chapters(ROOT)
+#: every executable page (block chapters, overview, zoo): each has a Colab notebook and an install cell
+PAGES = sync_notebooks.notebook_pages(ROOT)
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 
 
@@ -71,6 +73,11 @@ def test_toc_pages_exist_and_chapters_are_found():
     assert ROOT / "book" / "se.md" in CHAPTERS
 
 
+def test_every_block_chapter_and_the_overview_are_colab_notebooks():
+    assert set(CHAPTERS) <= set(PAGES)
+    assert ROOT / "book" / "overview.md" in PAGES
+
+
 def test_front_matter_is_there():
     files = [f for _, f in sync_notebooks.toc_files(ROOT)]
     for page in ("book/intro", "book/notation", "book/overview"):
@@ -94,7 +101,7 @@ def test_section_check_would_catch_a_swapped_order():
 # ------------------------------------------------------------------------------------------ notebook pairs
 
 
-@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+@pytest.mark.parametrize("md", PAGES, ids=_ids(PAGES))
 def test_md_and_ipynb_are_in_sync(md):
     ipynb = md.with_suffix(".ipynb")
     assert ipynb.exists(), f"{ipynb.name} missing: run .venv/bin/python book/sync_notebooks.py"
@@ -111,7 +118,7 @@ def test_sync_check_reports_nothing_stale():
     assert sync_notebooks.sync(check=True, root=ROOT) == []
 
 
-@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+@pytest.mark.parametrize("md", PAGES, ids=_ids(PAGES))
 def test_install_cell_uses_the_configured_url_only_in_colab(md):
     url = sync_notebooks.install_url(CONFIG)
     assert url == f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
@@ -128,7 +135,7 @@ def test_install_cell_uses_the_configured_url_only_in_colab(md):
         assert "open(" not in code and "read_text(" not in code and "literalinclude" not in code, md.name
 
 
-@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+@pytest.mark.parametrize("md", PAGES, ids=_ids(PAGES))
 def test_colab_link_opens_the_paired_notebook_from_the_configured_repository(md):
     link = sync_notebooks.colab_link(CONFIG, md, ROOT)
     slug = CONFIG["repository"]["url"].removeprefix("https://github.com/")
