@@ -176,6 +176,24 @@ def test_dynamic_conv_temperature_is_annealed_during_training():
     temps = {float(mod.temperature) for mod in m.modules() if hasattr(mod, "set_temperature")}
     # 4 steps, annealed over the first round(0.3*4)=1 step: the last step ran at temperature 1
     assert temps == {1.0}
+    # the card records the temperature the weights are for, so a loaded model runs at 1, not at 30
+    assert m.config()["block_kwargs"]["temperature"] == 1.0
+    assert zmodel.ZooNet("dynamic_conv", block_kwargs=m.config()["block_kwargs"]).config() == m.config()
+
+
+def test_config_records_every_block_default(tmp_path):
+    """Weights keep their configuration when a block's default changes later: the card holds the
+    defaults in force at training time, and loading rebuilds exactly that."""
+    m = zmodel.ZooNet("cbam", block_kwargs={"kernel_size": 3})
+    kw = m.config()["block_kwargs"]
+    assert kw["kernel_size"] == 3 and {"reduction", "batch_norm", "pool_order"} <= set(kw)
+    flipped = {**kw, "batch_norm": not kw["batch_norm"]}
+    m2 = zmodel.ZooNet("cbam", block_kwargs=flipped)
+    checkpoint.save(m2, {"test": {"accuracy": 0.0}}, tmp_path)
+    loaded = checkpoint.load_model("cbam", tmp_path)
+    assert loaded.config()["block_kwargs"]["batch_norm"] == flipped["batch_norm"]
+    with pytest.raises(ValueError, match="no keyword argument"):
+        zmodel.ZooNet("se", block_kwargs={"no_such_argument": 1})
 
 
 # ---------------------------------------------------------------- scores

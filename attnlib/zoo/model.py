@@ -44,6 +44,29 @@ STAGES_FOR: dict[str, tuple[int, ...]] = {
 }
 
 
+def resolved_kwargs(name: str, kwargs: dict) -> dict:
+    """``kwargs`` completed with the defaults of the block's keyword-only arguments, as JSON values.
+
+    A card records these, so saved weights keep their configuration when a block's default changes."""
+    params = inspect.signature(attnlib.block_info(name).cls.__init__).parameters
+    unknown = sorted(set(kwargs) - {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY})
+    if unknown:
+        raise ValueError(f"ZooNet: block {name!r} has no keyword argument(s) {unknown}")
+    full = {n: p.default for n, p in params.items() if p.kind == p.KEYWORD_ONLY and p.default is not p.empty}
+    full.update(kwargs)
+    return json.loads(json.dumps(full))  # tuples -> lists, as stored in a card
+
+
+def _constructor_kwargs(name: str, kwargs: dict) -> dict:
+    """JSON values back to the types of the block's defaults (lists -> tuples)."""
+    params = inspect.signature(attnlib.block_info(name).cls.__init__).parameters
+    out = {}
+    for k, v in kwargs.items():
+        default = params[k].default if k in params else None
+        out[k] = tuple(v) if isinstance(v, list) and isinstance(default, tuple) else v
+    return out
+
+
 def block_kind(name: str) -> str:
     """``"conv"`` for blocks built like ``nn.Conv2d`` (``in_channels, out_channels, kernel_size``),
     ``"head"`` for blocks whose output is ``(B, K, C)``, else ``"gate"``."""
@@ -93,7 +116,8 @@ class ZooNet(nn.Module):
         stages: which stages (0-based) receive the block (gating and conv blocks); default
             :data:`BLOCK_STAGES`, or the block's entry in :data:`STAGES_FOR`.
         num_classes: number of classes (default: the scene classes).
-        block_kwargs: constructor arguments for the block (default: :data:`BLOCK_KWARGS`).
+        block_kwargs: constructor arguments for the block (default: :data:`BLOCK_KWARGS`); the model
+            records them completed with the block's defaults (:func:`resolved_kwargs`).
 
     Shape:
         - Input: ``(B, 3, H, W)``, normalised images (``attnlib.zoo.scenes.normalise``).
@@ -122,9 +146,10 @@ class ZooNet(nn.Module):
         self.widths = widths
         self.stages_with_block = stages if block is not None else ()
         self.num_classes = num_classes
-        self.block_kwargs = dict(BLOCK_KWARGS.get(block, {}) if block_kwargs is None else block_kwargs)
+        given = dict(BLOCK_KWARGS.get(block, {}) if block_kwargs is None else block_kwargs)
+        self.block_kwargs = resolved_kwargs(block, given) if block is not None else {}
         self.kind = block_kind(block) if block is not None else None
-        kw = self.block_kwargs
+        kw = _constructor_kwargs(block, self.block_kwargs) if block is not None else {}
 
         layers, cin = [], 3
         for i, w in enumerate(widths):
@@ -146,9 +171,15 @@ class ZooNet(nn.Module):
             self.fc = nn.Linear(cin, num_classes)
 
     def config(self) -> dict:
-        """The constructor arguments, as saved in a weights card."""
+        """The constructor arguments, as saved in a weights card. A block's softmax temperature is
+        recorded at its current value (after training: the annealed one the weights are meant for)."""
+        kwargs = dict(self.block_kwargs)
+        if "temperature" in kwargs:
+            temps = {float(m.temperature) for m in self.block_modules().values()}
+            if len(temps) == 1:
+                kwargs["temperature"] = temps.pop()
         return {"block": self.block, "widths": list(self.widths), "stages": list(self._stages_arg),
-                "num_classes": self.num_classes, "block_kwargs": self.block_kwargs}
+                "num_classes": self.num_classes, "block_kwargs": kwargs}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's map ``(B, C_4, H/16, W/16)``."""
