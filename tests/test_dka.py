@@ -122,3 +122,10 @@ def test_bad_arguments_raise(kwargs, argument):
 def test_has_no_temperature():
     with pytest.raises(TypeError, match="temperature"):
         DynamicKernelAggregation(8, temperature=30.0)
+
+
+def test_reduction_is_an_argument_and_a_zero_width_is_refused():
+    with pytest.raises(ValueError, match="reduction"):
+        attnlib.create_block("dka", 3, 16)          # RGB stem: floor(3 / 4) = 0 hidden units
+    block = attnlib.create_block("dka", 3, 16, reduction=3)
+    assert block.reduced_channels == 1 and block.conv1.weight.shape == (1, 3, 1, 1)

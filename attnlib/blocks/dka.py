@@ -44,8 +44,8 @@ class DynamicKernelAggregation(AttentionBlock):
         \alpha(x) = \sigma\big(W_2\,\delta(\mathrm{BN}(W_1\,\mathrm{GAP}(x))) + b_2\big), \qquad
         y = \Big(\sum_{k=1}^{K} \alpha_k(x)\, W_k\Big) * x + \sum_{k=1}^{K} \alpha_k(x)\, b_k
 
-    with :math:`W_1 \in \mathbb{R}^{C_r \times C_{in}}` (no bias), :math:`C_r = \lfloor C_{in}/4 \rfloor`
-    (at least 1), :math:`W_2 \in \mathbb{R}^{K \times C_r}`, :math:`\delta` = ReLU, :math:`\sigma` = sigmoid.
+    with :math:`W_1 \in \mathbb{R}^{C_r \times C_{in}}` (no bias), :math:`C_r = \lfloor C_{in}/r \rfloor`
+    (r = 4; a width of 0 raises a ``ValueError``: pass a smaller ``reduction`` for few input channels), :math:`W_2 \in \mathbb{R}^{K \times C_r}`, :math:`\delta` = ReLU, :math:`\sigma` = sigmoid.
     Each :math:`\alpha_k \in (0, 1)` independently: no softmax, no temperature.
 
     Args:
@@ -60,6 +60,7 @@ class DynamicKernelAggregation(AttentionBlock):
             builds its DKA layers with ``bias=False`` and a BatchNorm after them).
         num_kernels: K, the number of kernels (default 4; Dite-HRNet uses 4 in its two highest-resolution
             branches, 2 and 1 in the lower ones).
+        reduction: r, the attention branch's reduction ratio (default 4, as in Dite-HRNet): C_r = C_in // r.
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)`
@@ -88,7 +89,7 @@ class DynamicKernelAggregation(AttentionBlock):
 
     def __init__(self, in_channels: int, out_channels: int | None = None, kernel_size: int = 3, *,
                  stride: int = 1, padding: int | None = None, dilation: int = 1, groups: int = 1,
-                 bias: bool = True, num_kernels: int = 4):
+                 bias: bool = True, num_kernels: int = 4, reduction: float = 4):
         super().__init__()
         args = conv_arguments(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self.in_channels = in_channels
@@ -99,7 +100,8 @@ class DynamicKernelAggregation(AttentionBlock):
         self.dilation = dilation
         self.groups = groups
         self.num_kernels = check_positive_int(num_kernels, "num_kernels")
-        self.reduced_channels = reduced_width(in_channels, 4)
+        self.reduction = reduction
+        self.reduced_channels = reduced_width(in_channels, reduction)
         K, C_out, C_in_g = num_kernels, self.out_channels, in_channels // groups
         self.weight = nn.Parameter(torch.empty(K, C_out, C_in_g, kernel_size, kernel_size))  # W_k
         self.bias = nn.Parameter(torch.empty(K, C_out)) if bias else None  # b_k
@@ -145,5 +147,5 @@ class DynamicKernelAggregation(AttentionBlock):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
-                f"bias={self.bias is not None}, num_kernels={self.num_kernels}, "
+                f"bias={self.bias is not None}, num_kernels={self.num_kernels}, reduction={self.reduction}, "
                 f"reduced_channels={self.reduced_channels}")

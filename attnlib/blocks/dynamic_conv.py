@@ -48,7 +48,7 @@ class DynamicConv2d(AttentionBlock):
         \qquad
         y = \Big(\sum_{k=1}^{K} \pi_k(x)\, W_k\Big) * x + \sum_{k=1}^{K} \pi_k(x)\, b_k
 
-    with :math:`W_1 \in \mathbb{R}^{C_r \times C_{in}}`, :math:`C_r = \lfloor C_{in}/4 \rfloor` (at least 1),
+    with :math:`W_1 \in \mathbb{R}^{C_r \times C_{in}}`, :math:`C_r = \lfloor C_{in}/r \rfloor` (r = 4; 0 raises),
     :math:`W_2 \in \mathbb{R}^{K \times C_r}`, :math:`\delta` = ReLU, and :math:`\sum_k \pi_k = 1`.
 
     Args:
