@@ -25,10 +25,13 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (cpu_peak_bytes, cuda_peak_bytes, fmt_bytes, interleaved_times, median,  # noqa: E402
                     median_ratio, print_table)
 
+import common  # noqa: E402
 import attnlib  # noqa: E402
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -58,13 +62,14 @@ class Pair:
     takes (``None``: set to zero, for a timm parameter the attnlib block does not have because it cannot
     change the output); without a keymap the tensors are matched in order. ``prepare(timm_module)`` sets
     anything that is not a tensor (e.g. a LayerNorm's eps). ``config`` describes both configurations.
+    A callable ``keymap`` is given the attnlib block and returns the mapping.
     """
 
     timm_name: str
     attnlib: Callable[[int], nn.Module]
     timm: Callable[[nn.Module], nn.Module]
     config: str
-    keymap: dict[str, str | None] | None = None
+    keymap: dict[str, str | None] | Callable[[nn.Module], dict[str, str | None]] | None = None
     prepare: Callable[[nn.Module], None] | None = None
 
 
@@ -117,6 +122,36 @@ def _sk_timm(block):
         rd_channels=block.width, split_input=False)
 
 
+class RoutedCondConv(nn.Module):
+    """timm's ``CondConv2d`` driven by the attnlib block's own kernel attention.
+
+    timm's ``CondConv2d`` takes the routing weights as an argument (its routing lives in the network), so the
+    timm side of the dynamic-convolution pairs is attnlib's ``kernel_attention`` (a copy of the block, of
+    which only that method runs) followed by timm's kernel aggregation and grouped convolution: the ratio
+    measures the aggregation + convolution, the part where the two implementations differ.
+    """
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.router = copy.deepcopy(block)
+        self.conv = _timm("cond_conv2d", "CondConv2d")(
+            block.in_channels, block.out_channels, block.kernel_size, stride=block.stride, padding=block.padding,
+            dilation=block.dilation, groups=block.groups, bias=block.bias is not None,
+            num_experts=block.num_kernels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.router.kernel_attention(x))
+
+
+def _routed_keymap(block: nn.Module) -> dict[str, str | None]:
+    keys = [k for k in _tensors(block)]
+    keymap = {f"router.{k}": k for k in keys}
+    keymap["conv.weight"] = "weight"
+    if "bias" in keys:
+        keymap["conv.bias"] = "bias"
+    return keymap
+
+
 def _coord_timm(block):
     return _timm("coord_attn", "CoordAttn")(block.channels, rd_channels=block.reduced_channels, bias=True)
 
@@ -131,11 +166,14 @@ PAIRS: dict[str, Pair] = {
     "cbam_channel": Pair("ChannelAttn", lambda C: attnlib.create_block("cbam_channel", C), _cbam_channel_timm,
                          "attnlib cbam_channel(C, reduction=16) | timm ChannelAttn(C, rd_channels=C//16, "
                          "mlp_bias=True)"),
-    "cbam_spatial": Pair("SpatialAttn", lambda C: attnlib.create_block("cbam_spatial", C), _cbam_spatial_timm,
-                         "attnlib cbam_spatial(C) (7x7, BN, [avg; max]) | timm SpatialAttn(7) (7x7 conv + BN, "
-                         "[mean; max])"),
-    "cbam": Pair("CbamModule", lambda C: attnlib.create_block("cbam", C), _cbam_timm,
-                 "attnlib cbam(C) | timm CbamModule(C, rd_channels=C//16, mlp_bias=True)"),
+    # timm's spatial gate always has a BatchNorm after its 7x7 conv (the official code's), so attnlib's
+    # spatial gate is configured with batch_norm=True (its default is the paper's printed equation, no BN)
+    "cbam_spatial": Pair("SpatialAttn", lambda C: attnlib.create_block("cbam_spatial", C, batch_norm=True),
+                         _cbam_spatial_timm,
+                         "attnlib cbam_spatial(C, batch_norm=True) (7x7, BN, [avg; max]) | timm SpatialAttn(7) "
+                         "(7x7 conv + BN, [mean; max])"),
+    "cbam": Pair("CbamModule", lambda C: attnlib.create_block("cbam", C, batch_norm=True), _cbam_timm,
+                 "attnlib cbam(C, batch_norm=True) | timm CbamModule(C, rd_channels=C//16, mlp_bias=True)"),
     "nonlocal": Pair(
         "NonLocalAttn", lambda C: attnlib.create_block("nonlocal", C, sub_sample=False), _nonlocal_timm,
         "attnlib nonlocal(C, sub_sample=False) (embedded Gaussian, C/2, no scale) | timm NonLocalAttn(C, "
@@ -156,6 +194,12 @@ PAIRS: dict[str, Pair] = {
     "sk": Pair("SelectiveKernel", lambda C: attnlib.create_block("sk", C), _sk_timm,
                "attnlib sk(C) | timm SelectiveKernel(C, C, [3, 5] as 3x3 dil 1 and 2, groups=G, rd_channels=d, "
                "split_input=False)"),
+    "dynamic_conv": Pair("CondConv2d", lambda C: attnlib.create_block("dynamic_conv", C), RoutedCondConv,
+                         "attnlib dynamic_conv(C) (K=4, 3x3) | attnlib's kernel attention + timm CondConv2d(C, C, 3, "
+                         "padding=1, num_experts=4, bias)", keymap=_routed_keymap),
+    "dka": Pair("CondConv2d", lambda C: attnlib.create_block("dka", C), RoutedCondConv,
+                "attnlib dka(C) (K=4, 3x3, sigmoid routing) | attnlib's kernel attention + timm CondConv2d(C, C, 3, "
+                "padding=1, num_experts=4)", keymap=_routed_keymap),
     "coord": Pair("CoordAttn", lambda C: attnlib.create_block("coord", C), _coord_timm,
                   "attnlib coord(C) | timm CoordAttn(C, rd_channels=mip, bias=True) (BN, h-swish)"),
 }
@@ -184,6 +228,8 @@ def randomise(module: nn.Module, seed: int = 0) -> None:
 def copy_weights(src: nn.Module, dst: nn.Module, keymap: dict[str, str | None] | None) -> None:
     """Copy ``src``'s (attnlib) tensors into ``dst`` (timm), by ``keymap`` or, without one, in order."""
     s, d = _tensors(src), _tensors(dst)
+    if callable(keymap):
+        keymap = keymap(src)
     if keymap is None:
         if len(s) != len(d):
             raise ValueError(f"cannot map weights in order: attnlib has {len(s)} tensors {list(s)}, "
@@ -267,20 +313,29 @@ def memory_calls(name: str, impl: str, mode: str, B: int, C: int, H: int, W: int
     """(big call, small warm-up call) on one module, for ``cpu_peak_bytes`` in a fresh process."""
     m = build(name, impl, C, "cpu", with_timm=with_timm)
     x = torch.randn(B, C, H, W)
-    small = torch.randn(1, C, min(H, 8), min(W, 8))
+    small = torch.randn(2, C, min(H, 8), min(W, 8))  # batch 2: BatchNorm on pooled features needs > 1 value
     return make_call(m, x, mode), make_call(m, small, mode)
 
 
-def peak_bytes(name: str, impl: str, mode: str, size: tuple[int, int, int, int], device: str,
-               fn: Callable[[], None], with_timm: bool) -> int:
-    if device == "cuda":
-        return cuda_peak_bytes(fn)
+def _cpu_setup(name: str, impl: str, mode: str, size: tuple[int, int, int, int], with_timm: bool) -> str:
     B, C, H, W = size
-    setup = (f"import sys; sys.path.insert(0, {BENCH_DIR!r})\n"
-             f"import bench_timm\n"
-             f"big, small = bench_timm.memory_calls({name!r}, {impl!r}, {mode!r}, {B}, {C}, {H}, {W}, "
-             f"{with_timm!r})")
-    return cpu_peak_bytes(setup, "big()", warm="small()")
+    return (f"import sys; sys.path.insert(0, {BENCH_DIR!r})\n"
+            f"import bench_timm\n"
+            f"big, small = bench_timm.memory_calls({name!r}, {impl!r}, {mode!r}, {B}, {C}, {H}, {W}, "
+            f"{with_timm!r})")
+
+
+def cpu_peaks(jobs: list[dict]) -> list[int | str]:
+    """CPU peak memory of each job: ``common.cpu_peak_bytes``, one fresh process per job."""
+    results: list[int | str] = []
+    for job in jobs:
+        try:
+            setup = _cpu_setup(job["name"], job["impl"], job["mode"], tuple(job["size"]), job["with_timm"])
+            results.append(cpu_peak_bytes(setup, "big()", warm="small()"))
+        except Exception as e:  # noqa: BLE001 (reported in the table)
+            lines = str(e).strip().splitlines()
+            results.append(f"failed: {lines[-1] if lines else type(e).__name__}")
+    return results
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -289,6 +344,20 @@ def quartiles(xs: list[float]) -> tuple[float, float]:
         return xs[0], xs[0]
     q = statistics.quantiles(xs, n=4, method="inclusive")
     return q[0], q[2]
+
+
+class _ProcessClock:
+    """Stands in for the ``time`` module inside ``common`` so that ``interleaved_times`` reads
+    ``time.process_time`` (CPU seconds of this process) instead of the wall clock (``--clock process``)."""
+
+    perf_counter = staticmethod(time.process_time)
+
+
+def use_clock(kind: str) -> None:
+    """``"wall"``: ``common.interleaved_times`` as it is (``time.perf_counter``). ``"process"``: CPU time of
+    this process, which does not count the time other processes hold the cores (with one torch thread it
+    is the cost of the call itself; with more it also counts threads spinning while they wait)."""
+    common.time = time if kind == "wall" else _ProcessClock
 
 
 def alternating_times(fns: dict[str, Callable[[], None]], rounds: int, device: str) -> dict[str, list[float]]:
@@ -318,12 +387,16 @@ def ms(s: float) -> str:
     return f"{s * 1e3:.2f}"
 
 
-def ratio_cell(a: list[float], t: list[float]) -> tuple[str, float]:
+def ratio_cell(a: list[float], t: list[float]) -> tuple[str, float, float]:
+    """"median [p25–p75] min": the median of the per-round ratios attnlib / timm with their interquartile
+    range, then the ratio of the fastest calls (a preempted call only ever gets slower, so on a busy
+    machine the minima are the least disturbed estimate of the intrinsic cost)."""
     per_round = [x / y for x, y in zip(a, t)]
     r = median_ratio(a, t)
     lo, hi = quartiles(per_round)
     flag = " **>1.05**" if r > TARGET else ""
-    return f"{r:.3f} [{lo:.2f}–{hi:.2f}]{flag}", r
+    rmin = min(a) / min(t)
+    return f"{r:.3f} [{lo:.2f}–{hi:.2f}] min {rmin:.2f}{flag}", r, rmin
 
 
 def run(args) -> None:
@@ -346,16 +419,19 @@ def run(args) -> None:
     print(f"# attnlib vs timm, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"torch {torch.__version__}, timm {timm.__version__}, attnlib {attnlib.__version__}, "
           f"python {platform.python_version()}, torch threads {torch.get_num_threads()}, "
-          f"CPU cores {os.cpu_count()}, devices {devices}"
+          f"CPU cores {os.cpu_count()}, clock {args.clock}, devices {devices}"
           + (f" ({torch.cuda.get_device_name()})" if "cuda" in devices else ""))
-    print(f"rounds: up to {args.repeats} interleaved (at least {args.min_repeats}, cut to ~{args.budget:.0f} s "
-          f"per measurement); ratio = median over rounds of attnlib/timm [interquartile range]; "
-          f"flag: ratio > {TARGET}")
+    print(f"rounds: up to {args.repeats} interleaved, alternating order (at least {args.min_repeats}, cut to "
+          f"~{args.budget:.0f} s per measurement); ratio = median over rounds of attnlib/timm [interquartile "
+          f"range] min (ratio of the fastest calls); flag: median ratio > {TARGET}. Load average at start: "
+          f"{os.getloadavg()[0]:.1f}")
     print()
 
-    math_rows, rows = [], []
-    worst: list[tuple[float, str]] = []
+    math_rows, rows, mem_jobs = [], [], []
+    noise: list[tuple[float, float, float, str]] = []
+    worst: list[tuple[float, float, str]] = []
     for device in devices:
+        use_clock(args.clock if device == "cpu" else "wall")  # CUDA kernels do not run on this process's CPU time
         for size_name, (B, C, H, W) in sizes.items():
             x = torch.randn(B, C, H, W, generator=torch.Generator().manual_seed(3)).to(device)
             jobs = []
@@ -399,22 +475,31 @@ def run(args) -> None:
                     row[f"{mode} attnlib ms"] = ms(median(samples["a"]))
                     if t is not None:
                         row[f"{mode} timm ms"] = ms(median(samples["t"]))
-                        cell, r = ratio_cell(samples["a"], samples["t"])
+                        cell, r, rmin = ratio_cell(samples["a"], samples["t"])
                         row[f"{mode} ratio"] = cell
+                        per_round = [u / v for u, v in zip(samples["a"], samples["t"])]
                         if kind == "pair":
-                            worst.append((r, f"{name} {mode} {device} {size_name}"))
-                    if args.memory:
-                        try:
-                            pa = peak_bytes(name, "attnlib", mode, (B, C, H, W), device, fns["a"], kind == "pair")
-                            cell = fmt_bytes(pa)
-                            if kind == "pair" and t is not None:
-                                pt = peak_bytes(name, "timm", mode, (B, C, H, W), device, fns["t"], True)
-                                cell += f" / {fmt_bytes(pt)}"
-                        except Exception as e:  # noqa: BLE001
-                            cell = f"failed: {e}"[:80]
-                        row[f"{mode} peak (attnlib / timm)"] = cell
+                            worst.append((r, rmin, f"{name} {mode} {device} {size_name}"))
+                        else:
+                            noise.append((r, *quartiles(per_round), f"{mode} {device} {size_name}"))
+                    if args.memory and kind != "control":
+                        key = f"{mode} peak (attnlib / timm)"
+                        impls = ["attnlib"] + (["timm"] if kind == "pair" and t is not None else [])
+                        if device == "cuda":
+                            row[key] = " / ".join(fmt_bytes(cuda_peak_bytes(fns[i[0]])) for i in impls)
+                        else:
+                            for impl in impls:
+                                mem_jobs.append({"name": name, "impl": impl, "mode": mode, "size": [B, C, H, W],
+                                                 "with_timm": kind == "pair", "row": len(rows), "key": key})
                 rows.append(row)
                 print(f"  done: {label} {device} {size_name}", file=sys.stderr, flush=True)
+
+    if mem_jobs:
+        print(f"  measuring CPU peak memory ({len(mem_jobs)} processes)", file=sys.stderr, flush=True)
+        for job, peak in zip(mem_jobs, cpu_peaks(mem_jobs)):
+            cell = fmt_bytes(peak) if isinstance(peak, int) else peak[:80]
+            row = rows[job["row"]]
+            row[job["key"]] = f"{row[job['key']]} / {cell}" if job["key"] in row else cell
 
     print("## Same math: timm configured like attnlib, attnlib's random weights copied in, outputs compared "
           f"(first size and device; eval and train mode; max |difference| / max(1, max |y|), match if <= 1e-4)")
@@ -429,10 +514,15 @@ def run(args) -> None:
         cols += ["fwd peak (attnlib / timm)", "fwdbwd peak (attnlib / timm)"]
     print_table(rows, cols)
     print()
+    if noise:
+        print("A/A control (SE against a copy of itself; ideal 1.000): "
+              + "; ".join(f"{d}: {r:.3f} [{lo:.2f}–{hi:.2f}]" for r, lo, hi, d in noise))
     slow = [w for w in worst if w[0] > TARGET]
     if worst:
-        print(f"Pairs: {len(worst)} ratios, {len(slow)} above {TARGET}"
-              + (": " + ", ".join(f"{d} {r:.3f}" for r, d in sorted(slow, reverse=True)) if slow else "."))
+        print(f"Pairs: {len(worst)} median ratios, {len(slow)} above {TARGET}"
+              + (": " + ", ".join(f"{d} {r:.3f} (min ratio {m:.2f})" for r, m, d in sorted(slow, reverse=True))
+                 if slow else "."))
+    print(f"Load average at the end: {os.getloadavg()[0]:.1f} (the machine has {os.cpu_count()} cores)")
 
 
 def main(argv=None) -> None:
@@ -447,6 +537,9 @@ def main(argv=None) -> None:
     p.add_argument("--budget", type=float, default=12.0, help="seconds aimed at per measurement")
     p.add_argument("--threads", type=int, default=0,
                    help="torch.set_num_threads for the whole run (default 0: leave torch's default)")
+    p.add_argument("--clock", default="wall", choices=("wall", "process"),
+                   help="wall: time.perf_counter (default); process: time.process_time, CPU time of this process "
+                        "(robust to other processes on a shared machine; use with --threads 1)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip peak-memory measurements")
     p.add_argument("--no-control", action="store_true", help="skip the A/A control row")
     args = p.parse_args(argv)
