@@ -23,9 +23,10 @@ Equations (book labels):
 
 Deviations: not applicable (no paper). A widely-copied explanation of this block names ReLU instead of
 h-swish, joins the pooled maps along channels instead of space, applies the final convolution to the
-attention branch instead of the gated input, and writes the gate as a product: all four are wrong for this
-block, and the book checks the derivation against the module numerically. A max-pooled variant must use
-``AdaptiveMaxPool2d((None, 1))`` / ``((1, None))`` (``MaxPool2d((1, None))`` is invalid).
+attention branch instead of the gated input, and multiplies the gate with the convolution's output
+instead of with the input x: all four are wrong for this block, and the book checks the derivation against
+the module numerically. A max-pooled variant must use ``AdaptiveMaxPool2d((None, 1))`` / ``((1, None))``:
+``MaxPool2d((1, None))`` is built without complaint but fails at its first forward pass (``TypeError``).
 Initialisation: PyTorch's defaults.
 
 Book chapter: ``book/dycaconv.md``.
