@@ -26,13 +26,22 @@ def val_set():
     return train.scene_set("val", train.N_VAL, train.SEED)
 
 
-def _baseline_for_scores(name: str, directory) -> torch.nn.Module | None:
-    if name == BASELINE:
+_REFERENCES: dict = {}
+
+
+def _grad_cam_references(directory, data) -> dict | None:
+    """Grad-CAM localisation of the baseline per stage on ``data`` (computed once per baseline file)."""
+    path = checkpoint.paths(BASELINE, directory)[0]
+    if not path.exists():
         return None
-    try:
-        return checkpoint.load_model(BASELINE, directory)
-    except checkpoint.WeightsError:
-        return None
+    key = (str(path), path.stat().st_mtime_ns, id(data))
+    if key not in _REFERENCES:
+        try:
+            baseline = checkpoint.load_model(BASELINE, directory)
+        except checkpoint.WeightsError:
+            return None
+        _REFERENCES[key] = scores.baseline_scores(baseline, data)["grad_cam"]
+    return _REFERENCES[key]
 
 
 def measure(model, name: str, directory=None) -> dict:
@@ -44,7 +53,7 @@ def measure(model, name: str, directory=None) -> dict:
                        "accuracy": round(float(correct.mean()), 4), "accuracy_ci95": [round(lo, 4), round(hi, 4)]}}
     result["val_accuracy"] = round(evaluate.accuracy(model, val_set()), 4)
     if name != BASELINE:
-        result["scores"] = scores.model_scores(model, data, _baseline_for_scores(name, directory), val_set())
+        result["scores"] = scores.model_scores(model, data, _grad_cam_references(directory, data), val_set())
     else:
         result["scores"] = scores.baseline_scores(model, data)
     return result
@@ -95,12 +104,13 @@ def evaluate_model(name: str, directory=None, device="cpu") -> dict:
 
 
 def format_table(results: dict) -> str:
-    rows = [f"{'model':<14}{'acc':>7}{'card':>7}{'loc (stage 1)':>22}{'selectivity':>14}{'params':>9}"]
+    rows = [f"{'model':<14}{'acc':>7}{'card':>7}{'localisation (headline)':>26}  {'selectivity per stage':<24}"
+            f"{'params':>9}"]
     for n, r in results.items():
         loc = r.get("scores", {}).get("localisation_headline")
         loc_s = f"{loc['mean']:.2f} [{loc['ci95'][0]:.2f}, {loc['ci95'][1]:.2f}]" if loc else "-"
         sel = r.get("scores", {}).get("selectivity")
         sel_s = " ".join(f"{v:.3f}" for v in sel.values()) if sel else "-"
         rows.append(f"{n:<14}{r['test']['accuracy']:>7.3f}{(r.get('card_test_accuracy') or 0):>7.3f}"
-                    f"{loc_s:>22}{sel_s:>14}{r.get('parameters') or 0:>9}")
+                    f"{loc_s:>26}  {sel_s:<24}{r.get('parameters') or 0:>9}")
     return "\n".join(rows)

@@ -241,11 +241,12 @@ def select_map(maps: torch.Tensor, boxes: np.ndarray) -> int:
     return int(torch.stack([localisation(maps[:, k], boxes).mean() for k in range(maps.shape[1])]).argmax())
 
 
-def model_scores(model: ZooNet, data: scenes.SceneSet, baseline: ZooNet | None = None,
+def model_scores(model: ZooNet, data: scenes.SceneSet, references: dict | None = None,
                  val: scenes.SceneSet | None = None) -> dict:
-    """Every score of ``model`` on ``data``: localisation per stage (with bootstrap intervals) and the
-    Grad-CAM and uniform references when ``baseline`` is given, selectivity per stage. Blocks with K
-    candidate maps (Encoding's codeword assignments) use the codeword that localises best on ``val``."""
+    """Every score of ``model`` on ``data``: localisation per stage (with bootstrap intervals) next to
+    the uniform map and, when ``references`` (``baseline_scores(baseline, data)["grad_cam"]``) is given,
+    Grad-CAM of the baseline; selectivity per stage. Blocks with K candidate maps (Encoding's codeword
+    assignments) use the codeword that localises best on ``val``."""
     maps = attention_maps(model, data)
     result: dict = {}
     if maps["spatial"]:
@@ -262,8 +263,8 @@ def model_scores(model: ZooNet, data: scenes.SceneSet, baseline: ZooNet | None =
             entry = {"block": summary(localisation(m, data.boxes)), "map_size": list(m.shape[1:])}
             if chosen is not None:
                 entry["map_chosen_on_validation"] = chosen
-            if baseline is not None:
-                entry["grad_cam_baseline"] = summary(localisation(grad_cam(baseline, data, stage), data.boxes))
+            if references is not None and str(stage) in references:
+                entry["grad_cam_baseline"] = references[str(stage)]
             entry["uniform"] = 1.0
             loc[str(stage)] = entry
         result["localisation"] = loc
