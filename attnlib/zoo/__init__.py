@@ -9,13 +9,17 @@ Not imported by ``import attnlib``; use ``import attnlib.zoo``. Command line: ``
     >>> maps = zoo.attention_maps(zoo.load_model("cbam"), data)  # doctest: +SKIP
     >>> maps["spatial"][1].shape                                 # doctest: +SKIP
     torch.Size([8, 16, 16])
+
+For a chapter's "Attention on real images": ``headline_maps(name, scenes)`` gives the maps a model's
+card scores (Grad-CAM for ``"baseline"``), ready for ``attnlib.plotting.overlay``;
+``class_excitation(model, scenes)`` the mean channel gate per class and stage.
 """
 
 from .checkpoint import WeightsError, available, load_model
 from .model import ZooNet
 from .objects import CLASSES, OBJECTS
 from .scenes import Scene, SceneSet, make_scenes, normalise, render_scene
-from .scores import attention_maps, grad_cam, localisation
+from .scores import attention_maps, class_excitation, grad_cam, headline_maps, localisation, selectivity
 
 __all__ = [
     "CLASSES",
@@ -26,10 +30,13 @@ __all__ = [
     "ZooNet",
     "attention_maps",
     "available",
+    "class_excitation",
     "grad_cam",
+    "headline_maps",
     "load_model",
     "localisation",
     "make_scenes",
     "normalise",
     "render_scene",
+    "selectivity",
 ]

@@ -19,7 +19,6 @@ tensors without one are gates). Non-local maps are read for the object's centre 
 
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,7 +29,6 @@ import attnlib
 from . import scenes
 from .model import ZooNet
 
-Maps = dict[str, torch.Tensor]
 
 #: block -> {captured name: how to turn it into a (B, h, w) map}; "mean" averages the channel axis
 #: ("query": the map of each scene's own object centre; "select": K maps, one chosen on validation scenes)
