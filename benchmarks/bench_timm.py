@@ -158,25 +158,25 @@ def _coord_timm(block):
 
 PAIRS: dict[str, Pair] = {
     "se": Pair("SEModule", lambda C: attnlib.create_block("se", C), _se_timm,
-               "attnlib se(C, reduction=16) | timm SEModule(C, rd_channels=C//16, bias=True)"),
+               "attnlib se(C, reduction=16) vs timm SEModule(C, rd_channels=C//16, bias=True)"),
     "cse": Pair("SEModule", lambda C: attnlib.create_block("cse", C), _se_timm,
-                "attnlib cse(C, reduction=2) | timm SEModule(C, rd_channels=C//2, bias=True)"),
+                "attnlib cse(C, reduction=2) vs timm SEModule(C, rd_channels=C//2, bias=True)"),
     "eca": Pair("EcaModule", lambda C: attnlib.create_block("eca", C), _eca_timm,
-                "attnlib eca(C) (adaptive k) | timm EcaModule(channels=None, kernel_size=k)"),
+                "attnlib eca(C) (adaptive k) vs timm EcaModule(channels=None, kernel_size=k)"),
     "cbam_channel": Pair("ChannelAttn", lambda C: attnlib.create_block("cbam_channel", C), _cbam_channel_timm,
-                         "attnlib cbam_channel(C, reduction=16) | timm ChannelAttn(C, rd_channels=C//16, "
+                         "attnlib cbam_channel(C, reduction=16) vs timm ChannelAttn(C, rd_channels=C//16, "
                          "mlp_bias=True)"),
     # timm's spatial gate always has a BatchNorm after its 7x7 conv (the official code's), so attnlib's
     # spatial gate is configured with batch_norm=True (its default is the paper's printed equation, no BN)
     "cbam_spatial": Pair("SpatialAttn", lambda C: attnlib.create_block("cbam_spatial", C, batch_norm=True),
                          _cbam_spatial_timm,
-                         "attnlib cbam_spatial(C, batch_norm=True) (7x7, BN, [avg; max]) | timm SpatialAttn(7) "
+                         "attnlib cbam_spatial(C, batch_norm=True) (7x7, BN, [avg; max]) vs timm SpatialAttn(7) "
                          "(7x7 conv + BN, [mean; max])"),
     "cbam": Pair("CbamModule", lambda C: attnlib.create_block("cbam", C, batch_norm=True), _cbam_timm,
-                 "attnlib cbam(C, batch_norm=True) | timm CbamModule(C, rd_channels=C//16, mlp_bias=True)"),
+                 "attnlib cbam(C, batch_norm=True) vs timm CbamModule(C, rd_channels=C//16, mlp_bias=True)"),
     "nonlocal": Pair(
         "NonLocalAttn", lambda C: attnlib.create_block("nonlocal", C, sub_sample=False), _nonlocal_timm,
-        "attnlib nonlocal(C, sub_sample=False) (embedded Gaussian, C/2, no scale) | timm NonLocalAttn(C, "
+        "attnlib nonlocal(C, sub_sample=False) (embedded Gaussian, C/2, no scale) vs timm NonLocalAttn(C, "
         "use_scale=False, rd_channels=C//2) (φ bias set to 0: a softmax cancels it)",
         keymap={"t.weight": "theta.weight", "t.bias": "theta.bias", "p.weight": "phi.weight", "p.bias": None,
                 "g.weight": "g.weight", "g.bias": "g.bias", "z.weight": "out_conv.weight",
@@ -184,7 +184,7 @@ PAIRS: dict[str, Pair] = {
                 "norm.running_mean": "bn.running_mean", "norm.running_var": "bn.running_var"}),
     "gc": Pair(
         "GlobalContext", lambda C: attnlib.create_block("gc", C), _gc_timm,
-        "attnlib gc(C, reduction=16, fusion add) | timm GlobalContext(C, fuse_add=True, fuse_scale=False, "
+        "attnlib gc(C, reduction=16, fusion add) vs timm GlobalContext(C, fuse_add=True, fuse_scale=False, "
         "rd_channels=C//16), LayerNorm eps set to 1e-5, mask-conv bias set to 0 (softmax cancels it)",
         keymap={"conv_attn.weight": "conv_mask.weight", "conv_attn.bias": None,
                 "mlp_add.fc1.weight": "channel_add_conv.0.weight", "mlp_add.fc1.bias": "channel_add_conv.0.bias",
@@ -192,16 +192,16 @@ PAIRS: dict[str, Pair] = {
                 "mlp_add.fc2.weight": "channel_add_conv.3.weight", "mlp_add.fc2.bias": "channel_add_conv.3.bias"},
         prepare=_gc_prepare),
     "sk": Pair("SelectiveKernel", lambda C: attnlib.create_block("sk", C), _sk_timm,
-               "attnlib sk(C) | timm SelectiveKernel(C, C, [3, 5] as 3x3 dil 1 and 2, groups=G, rd_channels=d, "
+               "attnlib sk(C) vs timm SelectiveKernel(C, C, [3, 5] as 3x3 dil 1 and 2, groups=G, rd_channels=d, "
                "split_input=False)"),
     "dynamic_conv": Pair("CondConv2d", lambda C: attnlib.create_block("dynamic_conv", C), RoutedCondConv,
-                         "attnlib dynamic_conv(C) (K=4, 3x3) | attnlib's kernel attention + timm CondConv2d(C, C, 3, "
+                         "attnlib dynamic_conv(C) (K=4, 3x3) vs attnlib's kernel attention + timm CondConv2d(C, C, 3, "
                          "padding=1, num_experts=4, bias)", keymap=_routed_keymap),
     "dka": Pair("CondConv2d", lambda C: attnlib.create_block("dka", C), RoutedCondConv,
-                "attnlib dka(C) (K=4, 3x3, sigmoid routing) | attnlib's kernel attention + timm CondConv2d(C, C, 3, "
+                "attnlib dka(C) (K=4, 3x3, sigmoid routing) vs attnlib's kernel attention + timm CondConv2d(C, C, 3, "
                 "padding=1, num_experts=4)", keymap=_routed_keymap),
     "coord": Pair("CoordAttn", lambda C: attnlib.create_block("coord", C), _coord_timm,
-                  "attnlib coord(C) | timm CoordAttn(C, rd_channels=mip, bias=True) (BN, h-swish)"),
+                  "attnlib coord(C) vs timm CoordAttn(C, rd_channels=mip, bias=True) (BN, h-swish)"),
 }
 
 
