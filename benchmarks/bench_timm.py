@@ -407,9 +407,7 @@ def run(args) -> None:
         if unknown:
             raise SystemExit(f"--blocks: unknown {unknown}; registered: {names}")
         names = [n for n in names if n in wanted]
-        control = "control" in wanted or not args.no_control
-    else:
-        control = not args.no_control
+    control = not args.no_control
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and args.device in ("all", "cuda") else [])
     if args.device == "cuda":
         devices = [d for d in devices if d == "cuda"]
@@ -529,7 +527,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer rounds (8 at most, 4 at least, ~4 s each)")
     p.add_argument("--blocks", default="", help="comma-separated registry names (default: every block); "
-                                                "'control' adds the A/A row")
+                                                "'control' alone runs only the A/A row")
     p.add_argument("--sizes", default="c64,c256", help="c64 = (8, 64, 56, 56), c256 = (8, 256, 28, 28)")
     p.add_argument("--device", default="all", choices=("all", "cpu", "cuda"))
     p.add_argument("--repeats", type=int, default=40, help="most interleaved rounds per measurement")
