@@ -18,6 +18,10 @@ Run (from the repository root, in the benchmark environment, see ``benchmarks/RE
     .venv-bench/bin/python benchmarks/bench_timm.py               # full run
     .venv-bench/bin/python benchmarks/bench_timm.py --quick       # fewer rounds, for a first look
     .venv-bench/bin/python benchmarks/bench_timm.py --blocks se,eca --no-memory
+    .venv-bench/bin/python benchmarks/bench_timm.py --threads 1 --clock process   # on a busy machine
+
+``--clock process`` times with ``time.process_time`` (this process's CPU seconds) instead of the wall
+clock: on a machine shared with other jobs it does not count the time they hold the cores.
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
