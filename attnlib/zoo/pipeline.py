@@ -113,3 +113,22 @@ def format_table(results: dict) -> str:
         rows.append(f"{n:<14}{r['test']['accuracy']:>7.3f}{(r.get('card_test_accuracy') or 0):>7.3f}"
                     f"{loc_s:>26}  {sel_s:<24}{r.get('parameters') or 0:>9}")
     return "\n".join(rows)
+
+
+def seed_study(names: list[str], seeds=(1, 2), path=None) -> dict:
+    """Retrain ``names`` with other seeds (other training scenes, initialisation and batch order; same
+    recipe) and measure each on the fixed test scenes, to show how much a single run's accuracy can
+    move. Writes ``weights/seed_study.json`` (or ``path``) with the shipped seed-0 accuracy beside them."""
+    import json
+
+    data = test_set()
+    out: dict = {"recipe": f"{train.STEPS} steps, batch {train.BATCH}, as the shipped weights", "models": {}}
+    for name in names:
+        row = {"0": checkpoint.read_card(name)["test"]["accuracy"]}
+        for seed in seeds:
+            model, _ = train.train(None if name == BASELINE else name, seed=seed, progress=False)
+            row[str(seed)] = round(evaluate.accuracy(model, data), 4)
+        out["models"][name] = row
+    path = checkpoint.WEIGHTS_DIR / "seed_study.json" if path is None else path
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return out
