@@ -45,7 +45,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (cpu_peak_bytes, cuda_peak_bytes, fmt_bytes, interleaved_times, median,  # noqa: E402
                     median_ratio, print_table)
 
-import common  # noqa: E402
 import attnlib  # noqa: E402
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -348,18 +347,16 @@ def quartiles(xs: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
-class _ProcessClock:
-    """Stands in for the ``time`` module inside ``common`` so that ``interleaved_times`` reads
-    ``time.process_time`` (CPU seconds of this process) instead of the wall clock (``--clock process``)."""
-
-    perf_counter = staticmethod(time.process_time)
+#: the clock ``alternating_times`` passes to ``common.interleaved_times`` (set by ``use_clock``)
+CLOCK = time.perf_counter
 
 
 def use_clock(kind: str) -> None:
-    """``"wall"``: ``common.interleaved_times`` as it is (``time.perf_counter``). ``"process"``: CPU time of
-    this process, which does not count the time other processes hold the cores (with one torch thread it
-    is the cost of the call itself; with more it also counts threads spinning while they wait)."""
-    common.time = time if kind == "wall" else _ProcessClock
+    """``"wall"``: ``time.perf_counter``. ``"process"``: ``time.process_time``, CPU time of this process,
+    which does not count the time other processes hold the cores (with one torch thread it is the cost of
+    the call itself; with more it also counts threads spinning while they wait)."""
+    global CLOCK
+    CLOCK = time.perf_counter if kind == "wall" else time.process_time
 
 
 def alternating_times(fns: dict[str, Callable[[], None]], rounds: int, device: str) -> dict[str, list[float]]:
@@ -369,7 +366,7 @@ def alternating_times(fns: dict[str, Callable[[], None]], rounds: int, device: s
     samples: dict[str, list[float]] = {k: [] for k in names}
     for i in range(rounds):
         order = names if i % 2 == 0 else names[::-1]
-        one = interleaved_times({k: fns[k] for k in order}, repeats=1, warmup=0, device=device)
+        one = interleaved_times({k: fns[k] for k in order}, repeats=1, warmup=0, device=device, clock=CLOCK)
         for k in names:
             samples[k].append(one[k][0])
     return samples

@@ -32,8 +32,12 @@ def _sync(device: str) -> None:
 
 
 def interleaved_times(fns: dict[str, Callable[[], object]], *, repeats: int = 15, warmup: int = 2,
-                      device: str = "cpu") -> dict[str, list[float]]:
-    """Seconds per call of each function, measured in interleaved rounds. Returns all samples."""
+                      device: str = "cpu", clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in interleaved rounds. Returns all samples.
+
+    ``clock`` reads the time: the wall clock by default; ``time.process_time`` counts only this process's
+    CPU time, which on a loaded machine leaves out the time other processes hold the cores.
+    """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -42,10 +46,10 @@ def interleaved_times(fns: dict[str, Callable[[], object]], *, repeats: int = 15
     for _ in range(repeats):
         for name, fn in fns.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             _sync(device)
-            samples[name].append(time.perf_counter() - t0)
+            samples[name].append(clock() - t0)
     return samples
 
 
