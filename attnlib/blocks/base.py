@@ -21,6 +21,12 @@ class AttentionBlock(nn.Module):
     #: accepted input ranks (4 means ``(B, C, H, W)``)
     input_ndim: tuple[int, ...] = (4,)
 
+    def _store_conv_arguments(self, args: dict) -> None:
+        """Keep the checked ``nn.Conv2d``-style arguments (``validation.conv_arguments``) as attributes,
+        named as ``nn.Conv2d`` names them, for the blocks that replace a convolution."""
+        for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"):
+            setattr(self, name, args[name])
+
     def _check(self, x: torch.Tensor, channels: int | None) -> None:
         check_input(self, x, channels, ndim=self.input_ndim)
 

@@ -109,13 +109,7 @@ class DyCAConv(AttentionBlock):
                  bias: bool = False, reduction: float = 32, min_reduced_channels: int = 8, pool: str = "avg"):
         super().__init__()
         args = conv_arguments(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self.in_channels = in_channels
-        self.out_channels = args["out_channels"]
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = args["padding"]
-        self.dilation = dilation
-        self.groups = groups
+        self._store_conv_arguments(args)
         self.reduction = reduction
         self.min_reduced_channels = check_positive_int(min_reduced_channels, "min_reduced_channels")
         self.reduced_channels = reduced_width(in_channels, reduction, minimum=min_reduced_channels)

@@ -97,13 +97,7 @@ class DynamicConv2d(AttentionBlock):
                  bias: bool = True, num_kernels: int = 4, reduction: float = 4, temperature: float = 30.0):
         super().__init__()
         args = conv_arguments(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self.in_channels = in_channels
-        self.out_channels = args["out_channels"]
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = args["padding"]
-        self.dilation = dilation
-        self.groups = groups
+        self._store_conv_arguments(args)
         self.num_kernels = check_positive_int(num_kernels, "num_kernels")
         self.reduction = reduction
         self.reduced_channels = reduced_width(in_channels, reduction)
