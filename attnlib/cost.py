@@ -22,7 +22,7 @@ from torch import nn
 
 #: traced operations that only re-view an existing tensor: they create no new data
 VIEW_OPS = frozenset({"__getitem__", "view", "reshape", "unsqueeze", "squeeze", "flatten", "permute",
-                      "transpose", "expand", "unflatten", "chunk", "split", "unbind", "narrow", "movedim"})
+                      "transpose", "mT", "expand", "unflatten", "chunk", "split", "unbind", "narrow", "movedim"})
 
 
 def _as_input(x_or_shape, device=None) -> torch.Tensor:
