@@ -17,13 +17,12 @@ card scores (Grad-CAM for ``"baseline"``), ready for ``attnlib.plotting.overlay`
 
 from .checkpoint import WeightsError, available, load_model
 from .model import ZooNet
-from .objects import CLASSES, OBJECTS
+from .fashion import CLASSES
 from .scenes import Scene, SceneSet, make_scenes, normalise, render_scene
 from .scores import attention_maps, class_excitation, grad_cam, headline_maps, localisation, selectivity
 
 __all__ = [
     "CLASSES",
-    "OBJECTS",
     "Scene",
     "SceneSet",
     "WeightsError",

@@ -1,7 +1,7 @@
 """Command line of the model zoo.
 
     python -m attnlib.zoo train --block se          # train one block (and write weights + card)
-    python -m attnlib.zoo train --all               # the baseline and every registered block
+    python -m attnlib.zoo train --all --jobs 2      # the baseline and every block, seeds 0, 1, 2
     python -m attnlib.zoo evaluate --all --json     # accuracy and scores of the shipped weights, as JSON
     python -m attnlib.zoo list                      # the models with shipped weights
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from . import checkpoint, pipeline
 
@@ -31,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--block", action="append", help="registry name, or 'baseline' (repeatable)")
     t.add_argument("--all", action="store_true", help="the baseline and every registered block")
     t.add_argument("--steps", type=int, default=pipeline.train.STEPS)
+    t.add_argument("--seeds", type=int, nargs="+", default=list(pipeline.train.SEEDS), help="model seeds")
+    t.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--out", default=None, help="directory for weights and cards (default: the shipped ones)")
-    t.add_argument("--cache", default=None, help="directory to cache rendered training scenes")
     t.add_argument("--skip-existing", action="store_true", help="keep models that already have a card")
-    t.add_argument("--no-score", action="store_true", help="train and save only; run `score` later")
     sc = sub.add_parser("score", help="measure saved models on the test scenes and write it into their cards")
     sc.add_argument("--block", action="append")
     sc.add_argument("--all", action="store_true", help="every model with weights in the directory")
@@ -56,19 +57,18 @@ def main(argv: list[str] | None = None) -> int:
             print(n)
         return 0
     if args.command == "train":
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        for name in _names(args):
-            if args.skip_existing and name in checkpoint.available(args.out, scored=False):
-                print(f"{name}: weights exist, skipped", file=sys.stderr)
-                continue
-            card = pipeline.train_and_save(name, steps=args.steps, device=args.device, directory=args.out,
-                                           cache_dir=args.cache, score=not args.no_score)
-            acc = card.get("test", {}).get("accuracy")
-            print(f"{name}: test accuracy {acc}, {card['training']['seconds']:.0f} s "
-                  f"on {card['training']['device']}", file=sys.stderr, flush=True)
+        for flag in ("steps", "jobs", "threads"):
+            v = getattr(args, flag)
+            if v is not None and v < 1:
+                raise SystemExit(f"--{flag} must be at least 1, got {v}")
+        if any(s < 0 for s in args.seeds):
+            raise SystemExit(f"--seeds must be non-negative ints, got {args.seeds}")
+        t0 = time.perf_counter()
+        pipeline.train_many(_names(args), tuple(args.seeds), steps=args.steps, jobs=args.jobs,
+                            threads=args.threads or 1, directory=args.out, device=args.device,
+                            skip_existing=args.skip_existing,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         return 0
     if args.command == "score":
         if args.threads:

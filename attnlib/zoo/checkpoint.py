@@ -27,16 +27,27 @@ def model_name(block: str | None) -> str:
     return BASELINE if block is None else block
 
 
-def paths(name: str, directory: str | Path | None = None) -> tuple[Path, Path]:
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return seed
+
+
+def stem(name: str, seed: int = 0) -> str:
+    """File stem of zoo model ``name`` trained with ``seed``: ``name`` for seed 0, ``name.seed<k>`` else."""
+    return name if _check_seed(seed) == 0 else f"{name}.seed{seed}"
+
+
+def paths(name: str, directory: str | Path | None = None, seed: int = 0) -> tuple[Path, Path]:
     d = Path(directory) if directory is not None else WEIGHTS_DIR
-    return d / f"{name}.safetensors", d / f"{name}.json"
+    return d / f"{stem(name, seed)}.safetensors", d / f"{stem(name, seed)}.json"
 
 
-def save(model: ZooNet, card: dict, directory: str | Path | None = None) -> tuple[Path, Path]:
+def save(model: ZooNet, card: dict, directory: str | Path | None = None, seed: int = 0) -> tuple[Path, Path]:
     """Write ``model``'s weights and ``card`` (the configuration is added to it); returns both paths."""
     from safetensors.torch import save_file
 
-    weights_path, card_path = paths(model_name(model.block), directory)
+    weights_path, card_path = paths(model_name(model.block), directory, seed)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
                for k, v in model.state_dict().items()}
@@ -46,8 +57,8 @@ def save(model: ZooNet, card: dict, directory: str | Path | None = None) -> tupl
     return weights_path, card_path
 
 
-def read_card(name: str, directory: str | Path | None = None) -> dict:
-    _, card_path = paths(name, directory)
+def read_card(name: str, directory: str | Path | None = None, seed: int = 0) -> dict:
+    _, card_path = paths(name, directory, seed)
     if not card_path.exists():
         raise WeightsError(f"no card {card_path} for zoo model {name!r}; train it with "
                            f"`python -m attnlib.zoo train --block {name}`")
@@ -102,17 +113,30 @@ def load_state(model: ZooNet, weights_path: str | Path) -> ZooNet:
 
 
 def load_model(name: str | None = "baseline", directory: str | Path | None = None,
-               device: str | torch.device = "cpu") -> ZooNet:
-    """The zoo model for block ``name`` (``"baseline"`` or ``None`` for the model without attention),
-    built from its card's configuration and loaded from its weights, in eval mode."""
+               device: str | torch.device = "cpu", seed: int = 0) -> ZooNet:
+    """The zoo model for block ``name`` (``"baseline"`` or ``None`` for the model without attention)
+    trained with ``seed``, built from its card's configuration and loaded from its weights, in eval mode.
+
+    Raises :class:`WeightsError` when the card records other data (another data checksum: other
+    garments, splits or scene generator) than this library renders, or the file does not fit."""
+    from .train import data_checksum
+
     name = BASELINE if name is None else name
-    card = read_card(name, directory)
+    card = read_card(name, directory, seed)
     cfg = dict(card["config"])
     block = cfg.pop("block")
+    card_path = paths(name, directory, seed)[1]
     if model_name(block) != name:
-        raise WeightsError(f"card {paths(name, directory)[1]} is for block {block!r}, not {name!r}")
+        raise WeightsError(f"card {card_path} is for block {block!r}, not {name!r}")
+    recorded = card.get("data", {}).get("checksum")
+    if recorded != data_checksum():
+        raise WeightsError(f"card {card_path} records data checksum {recorded!r}, but this library's data "
+                           f"and scene generator give {data_checksum()!r}: the weights were trained on other "
+                           f"scenes; retrain with `python -m attnlib.zoo train --block {name}`")
+    if card.get("training", {}).get("seed", seed) != seed:
+        raise WeightsError(f"card {card_path} records seed {card['training']['seed']}, not {seed}")
     model = ZooNet(block, **cfg)
-    load_state(model, paths(name, directory)[0])
+    load_state(model, paths(name, directory, seed)[0])
     return model.to(device).eval()
 
 
@@ -121,13 +145,26 @@ def available(directory: str | Path | None = None, *, scored: bool = True) -> li
     With ``scored`` (default), only those whose card holds the test measurements (a model still being
     trained and scored is left out)."""
     d = Path(directory) if directory is not None else WEIGHTS_DIR
-    names = sorted(p.stem for p in d.glob("*.json") if (d / f"{p.stem}.safetensors").exists())
+    names = sorted(p.stem for p in d.glob("*.json")
+                   if (d / f"{p.stem}.safetensors").exists() and ".seed" not in p.stem)
     if scored:
         names = [n for n in names if "test" in read_card(n, d)]
     return names
 
 
-def write_card(card: dict, name: str, directory: str | Path | None = None) -> Path:
-    _, card_path = paths(name, directory)
+def seeds(name: str, directory: str | Path | None = None) -> list[int]:
+    """The seeds of zoo model ``name`` that have a card in ``directory`` (weights may be left out of the
+    shipped set for seeds other than 0: their card still records the numbers measured on them)."""
+    d = Path(directory) if directory is not None else WEIGHTS_DIR
+    found = [0] if (d / f"{name}.json").exists() else []
+    for p in d.glob(f"{name}.seed*.json"):
+        tail = p.stem[len(name) + len(".seed"):]
+        if tail.isdigit():
+            found.append(int(tail))
+    return sorted(found)
+
+
+def write_card(card: dict, name: str, directory: str | Path | None = None, seed: int = 0) -> Path:
+    _, card_path = paths(name, directory, seed)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card_path

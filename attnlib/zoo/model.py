@@ -26,7 +26,7 @@ from torch import nn
 
 import attnlib
 
-from .objects import CLASSES
+from .fashion import CLASSES
 
 WIDTHS = (16, 32, 64, 128)
 #: stages (0-based) that receive the block

@@ -58,27 +58,99 @@ def measure(model, name: str, directory=None) -> dict:
     return result
 
 
-def train_and_save(name: str, *, steps: int = train.STEPS, device=None, directory=None, cache_dir=None,
-                   progress: bool = True, n_train: int = train.N_TRAIN, batch_size: int = train.BATCH,
-                   score: bool = True) -> dict:
-    """Train zoo model ``name`` (a block or ``"baseline"``), save weights and card, reload the file,
-    measure it on the test scenes and write the measurements into the card. Returns the card."""
+def git_commit() -> str | None:
+    """The commit of the library's checkout (with ``-dirty`` when it has changes), or ``None``."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "attnlib"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def test_accuracy(model, data=None) -> dict:
+    """Accuracy of ``model`` on the fixed test scenes, with a bootstrap 95 % interval over scenes."""
+    data = test_set() if data is None else data
+    correct = (evaluate.predict(model, data) == torch.from_numpy(data.labels)).double().numpy()
+    lo, hi = scores.bootstrap_ci(correct)
+    return {"split": "test", "n": len(data), "data_seed": train.DATA_SEED,
+            "accuracy": round(float(correct.mean()), 4), "accuracy_ci95": [round(lo, 4), round(hi, 4)]}
+
+
+def train_and_save(name: str, *, seed: int = 0, steps: int = train.STEPS, device=None, directory=None,
+                   progress: bool = True, n_train: int = train.N_TRAIN, batch_size: int = train.BATCH) -> dict:
+    """Train zoo model ``name`` (a block or ``"baseline"``) with ``seed``, save weights and card, reload
+    the file and measure its test accuracy into the card. Returns the card."""
+    from . import fashion
+
     block = None if name == BASELINE else name
-    model, info = train.train(block, steps=steps, device=device, cache_dir=cache_dir, progress=progress,
+    model, info = train.train(block, seed=seed, steps=steps, device=device, progress=progress,
                               n_train=n_train, batch_size=batch_size)
     card = {
         "name": name,
         "block": block,
+        "seed": seed,
         "training": {**info, "recipe": "see attnlib/zoo/train.py"},
+        "data": {"checksum": train.data_checksum(), "scenes_version": train.SCENES_VERSION,
+                 "fashion_mnist_sha256": dict(fashion.CHECKSUMS), "n_train_scenes": n_train,
+                 "validation_garments": fashion.N_VAL},
+        "git_commit": git_commit(),
         "library_version": attnlib.__version__,
         "torch_version": torch.__version__,
         "parameters": sum(p.numel() for p in model.parameters()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    checkpoint.save(model.cpu(), card, directory)
-    if score:
-        return score_saved(name, directory)
-    return checkpoint.read_card(name, directory)
+    checkpoint.save(model.cpu(), card, directory, seed)
+    loaded = checkpoint.load_model(name, directory, seed=seed)
+    card = checkpoint.read_card(name, directory, seed)
+    card["test"] = test_accuracy(loaded)
+    card["file_bytes"] = checkpoint.paths(name, directory, seed)[0].stat().st_size
+    checkpoint.write_card(card, name, directory, seed)
+    return card
+
+
+#: rough cost order (slowest first) so that parallel workers finish together
+_SLOW = ("dka", "dynamic_conv", "lvc", "evc", "sk", "scse", "cse", "sse", "nonlocal")
+
+
+def _job(name: str, seed: int, steps: int, directory, threads: int, device) -> tuple[str, int, float, float]:
+    torch.set_num_threads(threads)
+    card = train_and_save(name, seed=seed, steps=steps, directory=directory, progress=False, device=device)
+    return name, seed, card["test"]["accuracy"], card["training"]["seconds"]
+
+
+def train_many(names: list[str], seeds=train.SEEDS, *, steps: int = train.STEPS, jobs: int = 1,
+               threads: int = 1, directory=None, device=None, skip_existing: bool = False, log=print) -> list:
+    """Train every ``(name, seed)`` pair, ``jobs`` processes at a time, seed by seed (all models at seed 0
+    first, so one complete zoo exists early). Returns ``[(name, seed, test accuracy, seconds)]``."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    for split, n in (("train", train.N_TRAIN), ("val", train.N_VAL), ("test", train.N_TEST)):
+        train.scene_set(split, n)  # render once into the cache, before the workers start
+    order = sorted(names, key=lambda n: (n not in _SLOW, _SLOW.index(n) if n in _SLOW else 0))
+    todo = [(n, s) for s in seeds for n in order
+            if not (skip_existing and checkpoint.paths(n, directory, s)[1].exists())]
+    done = []
+    if jobs == 1:
+        for n, s in todo:
+            done.append(_job(n, s, steps, directory, threads, device))
+            log(f"{n} seed {s}: test accuracy {done[-1][2]:.4f}, {done[-1][3]:.0f} s")
+        return done
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_job, n, s, steps, directory, threads, device) for n, s in todo]
+        for f in cf.as_completed(futures):
+            done.append(f.result())
+            log(f"{done[-1][0]} seed {done[-1][1]}: test accuracy {done[-1][2]:.4f}, {done[-1][3]:.0f} s")
+    return done
 
 
 def score_saved(name: str, directory=None) -> dict:

@@ -1,23 +1,31 @@
-"""The zoo's data: scenes built from real photographs, deterministic from a seed.
+"""The zoo's data: cluttered scenes of real garment photographs over real backgrounds, deterministic.
 
-A scene pastes one object (:data:`attnlib.zoo.objects.OBJECTS`) onto a crop of a real background, at a
-random position, scale (0.5x to 2x, log-uniform), horizontal flip and colour jitter. To keep the task
-from saturating, a scene also carries clutter (one to three patches cut from other backgrounds) and,
-half of the time, a *distractor*: a smaller object of another class (at most 60 % of the target's
-size). The label is the class of the larger object, the target; the ground truth box is the target's.
+A scene (64x64 RGB) holds one *target* garment from Fashion-MNIST (:mod:`attnlib.zoo.fashion`), cropped
+to its own pixels, scaled so its longest side is ``BASE * scale`` pixels (``scale`` log-uniform in
+:data:`SCALE_RANGE`: 17 to 34 px, a small object), tinted a random colour (the photographs are grey)
+and pasted at a random position over a crop of a real background photograph. Before the target go
+clutter fragments, 8x8 to 12x12 pieces cut from other garments of the same split and tinted (the
+cluttered-MNIST recipe), and, in half the scenes, a *distractor*: a whole garment of another class, 45 to
+70 % of the target's size. The label is the target's class; the ground truth is the target's pixel mask
+(from its own pixels, which nothing covers: it is pasted last) and its box.
 
-Scene ``i`` of split ``s`` under seed ``seed`` depends on ``(seed, s, i)`` only, so any scene can be
-re-rendered alone, in any order. Training, validation and test scenes draw backgrounds and clutter from
-disjoint vertical bands of every background photo (:data:`attnlib.zoo.objects.SPLIT_BANDS`).
+Why 64x64: the backbone's stages then see 32, 16, 8 and 4 px maps, so a 17 to 34 px target covers one
+to four cells of the 8x8 map and several of the 16x16 one: attention has somewhere to point. Larger
+canvases cost training time quadratically on the 2-core machines the zoo is trained on.
+
+Scene ``i`` of split ``s`` under ``seed`` depends on ``(seed, s, i)`` only. A split's scenes use that
+split's garments only (train, val and test instances are disjoint: :func:`fashion.garments`) and its
+band of every background photo (:data:`attnlib.zoo.backgrounds.SPLIT_BANDS`).
 
     >>> from attnlib.zoo import scenes
     >>> s = scenes.render_scene("test", 0)
-    >>> s.image.shape, s.label in range(len(scenes.CLASSES))
-    ((64, 64, 3), True)
+    >>> s.image.shape, s.mask.shape, s.label in range(len(scenes.CLASSES))
+    ((64, 64, 3), (64, 64), True)
 """
 
 from __future__ import annotations
 
+import colorsys
 import functools
 import zlib
 from dataclasses import dataclass
@@ -27,17 +35,29 @@ import torch
 from PIL import Image
 
 from .. import images
-from .objects import BACKGROUNDS, CLASSES, OBJECTS, SPLITS, split_region
+from . import fashion
+from .fashion import CLASSES
+from .backgrounds import BACKGROUNDS, split_region
 
+SPLITS = fashion.SPLITS
 #: side of a scene in pixels
 SIZE = 64
-#: longest side of an object at scale 1.0, in pixels
+#: longest side of a target at scale 1.0, in pixels
 BASE = 24
-SCALE_RANGE = (0.5, 2.0)
-#: probability that a scene carries a smaller distractor object of another class
+#: the target's scale is drawn log-uniformly from this range (17 to 34 px)
+SCALE_RANGE = (0.7, 1.4)
+#: a forced scale (``render_scene(scale=...)``) may go this far (12 to 48 px)
+SCALE_LIMITS = (0.5, 2.0)
+#: probability that a scene carries a distractor garment of another class
 DISTRACTOR_PROB = 0.5
-#: the distractor's size relative to the target's, drawn from this range
-DISTRACTOR_RATIO = (0.35, 0.6)
+#: the distractor's size relative to the target's
+DISTRACTOR_RATIO = (0.45, 0.7)
+#: number of clutter fragments per scene, and their side in garment pixels
+FRAGMENTS = (6, 10)
+FRAGMENT_SIDE = (8, 12)
+MAX_FRAGMENTS = FRAGMENTS[1]
+#: a garment pixel belongs to the garment when its grey value is at least this
+MASK_THRESHOLD = 12
 
 
 @dataclass(frozen=True)
@@ -46,23 +66,29 @@ class Scene:
 
     Attributes:
         image: ``(SIZE, SIZE, 3)`` uint8 RGB.
-        label: index into :data:`CLASSES` of the target object.
+        label: index into :data:`CLASSES` of the target garment.
+        mask: ``(SIZE, SIZE)`` bool, the target's visible pixels.
         box: the target's box ``(x0, y0, x1, y1)`` in scene pixels (``x1``, ``y1`` exclusive).
         scale: the target's scale (1.0 means a longest side of ``BASE`` pixels).
-        obj: index into :data:`OBJECTS` of the target instance.
-        distractor: index into :data:`OBJECTS` of the distractor, or -1.
+        garment: the target's garment id (:func:`fashion.garments`).
+        distractor: the distractor's garment id, or -1.
+        fragments: garment ids the clutter fragments were cut from.
         background: index into :data:`BACKGROUNDS`.
         region: the box of the background photo the crop was cut from (inside the split's band).
+        rotation: quarter turns applied to every garment of the scene (``render_scene(rotate=...)``).
     """
 
     image: np.ndarray
     label: int
+    mask: np.ndarray
     box: tuple[int, int, int, int]
     scale: float
-    obj: int
+    garment: int
     distractor: int
+    fragments: tuple[int, ...]
     background: int
     region: tuple[int, int, int, int]
+    rotation: int = 0
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,37 +96,49 @@ def _photo(name: str) -> np.ndarray:
     return images.load_photo(name)
 
 
-@functools.lru_cache(maxsize=None)
-def _object_rgba(index: int) -> np.ndarray:
-    """The object crop, downscaled so its longest side is at most ``2 * BASE * max scale``, with an
-    alpha channel from its mask: ``(h, w, 4)`` float32 in [0, 1]."""
-    obj = OBJECTS[index]
-    x0, y0, x1, y1 = obj.box
-    crop = _photo(obj.photo)[y0:y1, x0:x1]
-    h, w = crop.shape[:2]
-    limit = int(2 * BASE * SCALE_RANGE[1])
-    f = min(1.0, limit / max(h, w))
-    hh, ww = max(1, round(h * f)), max(1, round(w * f))
-    rgb = np.asarray(Image.fromarray(crop).resize((ww, hh), Image.LANCZOS), dtype=np.float32) / 255
-    alpha = _mask(obj.mask, hh, ww)
-    return np.concatenate([rgb, alpha[:, :, None]], axis=2)
+def _tight(grey: np.ndarray) -> np.ndarray:
+    """The garment's image cropped to the box of its own pixels."""
+    ys, xs = np.nonzero(grey >= MASK_THRESHOLD)
+    if len(ys) == 0:
+        return grey
+    return grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
-def _mask(kind: str, h: int, w: int) -> np.ndarray:
-    if kind == "rect":
-        return np.ones((h, w), np.float32)
-    yy = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
-    xx = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
-    r = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
-    edge = 2.0 / max(4, min(h, w))  # about one pixel of soft edge
-    return np.clip((1 - r) / edge, 0, 1).astype(np.float32)
+def _tint(rng: np.random.Generator) -> np.ndarray:
+    """A random colour: any hue, saturation 0.3 to 1, value 0.55 to 1 (RGB in [0, 1])."""
+    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.55, 1.0)),
+                    np.float32)
 
 
-def _resize(arr: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Resize a float (h, w, c) array in [0, 1] channel by channel with PIL (antialiased)."""
-    out = [np.asarray(Image.fromarray(arr[:, :, c]).resize((w, h), Image.BILINEAR, reducing_gap=None))
-           for c in range(arr.shape[2])]
-    return np.stack(out, axis=2)
+def _garment_rgba(grey: np.ndarray, longest: int, colour: np.ndarray, flip: bool) -> np.ndarray:
+    """A greyscale garment (h, w) uint8 resized so its longest side is ``longest`` and tinted: its grey
+    value modulates the colour (dark folds stay visible); alpha is 1 on the garment's own pixels with an
+    antialiased edge. Returns (h', w', 4) float32."""
+    h, w = grey.shape
+    f = longest / max(h, w)
+    hh, ww = max(2, round(h * f)), max(2, round(w * f))
+    g = np.asarray(Image.fromarray(grey).resize((ww, hh), Image.BILINEAR), np.float32) / 255
+    a = np.asarray(Image.fromarray(((grey >= MASK_THRESHOLD) * 255).astype(np.uint8)).resize(
+        (ww, hh), Image.BILINEAR), np.float32) / 255
+    if flip:
+        g, a = g[:, ::-1], a[:, ::-1]
+    rgb = colour[None, None, :] * (0.25 + 0.75 * g[:, :, None])
+    return np.concatenate([rgb, a[:, :, None]], axis=2).astype(np.float32)
+
+
+def _paste(canvas: np.ndarray, rgba: np.ndarray, x: int, y: int) -> np.ndarray:
+    """Alpha-paste ``rgba`` at ``(x, y)``, clipped to the canvas; returns the pasted alpha on the canvas."""
+    h, w = rgba.shape[:2]
+    H, W = canvas.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    cover = np.zeros((H, W), np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return cover
+    part = rgba[y0 - y:y1 - y, x0 - x:x1 - x]
+    a = part[:, :, 3:4]
+    canvas[y0:y1, x0:x1] = a * part[:, :, :3] + (1 - a) * canvas[y0:y1, x0:x1]
+    cover[y0:y1, x0:x1] = a[:, :, 0]
+    return cover
 
 
 def _jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
@@ -143,89 +181,94 @@ def _background_patch(split: str, rng: np.random.Generator, out: int, smin: int,
     return b, (cx, cy, cx + side, cy + side), rgb
 
 
-def _paste(canvas: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
-    h, w = rgba.shape[:2]
-    a = rgba[:, :, 3:4]
-    region = canvas[y:y + h, x:x + w]
-    region[:] = a * rgba[:, :, :3] + (1 - a) * region
-
-
-def _render_object(index: int, longest: int, rng: np.random.Generator) -> np.ndarray:
-    rgba = _object_rgba(index)
-    h, w = rgba.shape[:2]
-    f = longest / max(h, w)
-    hh, ww = max(2, round(h * f)), max(2, round(w * f))
-    out = _resize(rgba, ww, hh)
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-    rgb = _jitter(np.ascontiguousarray(out[:, :, :3]), rng)
-    return np.concatenate([rgb, np.clip(out[:, :, 3:4], 0, 1)], axis=2)
-
-
 def _rng(split: str, index: int, seed: int) -> np.random.Generator:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not (isinstance(index, (int, np.integer)) and index >= 0):
+    if isinstance(index, bool) or not (isinstance(index, (int, np.integer)) and index >= 0):
         raise ValueError(f"index must be a non-negative int, got {index!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return np.random.default_rng([int(seed), zlib.crc32(split.encode()), int(index)])
 
 
 def render_scene(split: str, index: int, seed: int = 0, *, scale: float | None = None,
-                 label: int | None = None, distractor: bool | None = None) -> Scene:
+                 label: int | None = None, distractor: bool | None = None, rotate: int = 0) -> Scene:
     """Render scene ``index`` of ``split`` (``"train"``, ``"val"`` or ``"test"``) under ``seed``.
 
     Args:
-        split: which background bands to draw from.
+        split: whose garments and background bands to draw from.
         index: the scene's number; the scene depends on ``(seed, split, index)`` only.
-        seed: the generator's seed.
-        scale: force the target's scale (e.g. 1.0, 1.5, 2.0 for the SKNet figure); default: drawn
-            log-uniformly from ``SCALE_RANGE``.
-        label: force the target's class (index into :data:`CLASSES`); default: uniform.
+        seed: the generator's seed (a non-negative int).
+        scale: force the target's scale, in :data:`SCALE_LIMITS` (default: log-uniform in
+            :data:`SCALE_RANGE`).
+        label: force the target's class (index into :data:`CLASSES`; default: uniform).
         distractor: force a distractor on (True) or off (False); default: with ``DISTRACTOR_PROB``.
+        rotate: quarter turns (0 to 3) applied to the target, the distractor and the fragments.
+
+    Every random draw happens whatever the overrides, so an override changes only its own quantity:
+    the same index at another scale or rotation shows the same garment on the same background.
     """
     rng = _rng(split, index, seed)
-    # every draw below happens whatever the overrides, so an override changes only its own quantity
+    g_images, g_labels, g_ids = fashion.garments(split)
     lab = int(rng.integers(len(CLASSES)))
     s = float(np.exp(rng.uniform(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]))))
     has_distractor = rng.random() < DISTRACTOR_PROB
     if label is not None:
-        if not (isinstance(label, (int, np.integer)) and 0 <= label < len(CLASSES)):
+        if isinstance(label, bool) or not (isinstance(label, (int, np.integer)) and 0 <= label < len(CLASSES)):
             raise ValueError(f"label must be an int in [0, {len(CLASSES)}), got {label!r}")
         lab = int(label)
     if scale is not None:
-        if not (SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]):
-            raise ValueError(f"scale must be in {list(SCALE_RANGE)}, got {scale!r}")
+        if not (isinstance(scale, (int, float)) and SCALE_LIMITS[0] <= scale <= SCALE_LIMITS[1]):
+            raise ValueError(f"scale must be a number in {list(SCALE_LIMITS)}, got {scale!r}")
         s = float(scale)
     if distractor is not None:
         has_distractor = bool(distractor)
-    candidates = [i for i, o in enumerate(OBJECTS) if o.label == CLASSES[lab]]
-    obj = candidates[int(rng.integers(len(candidates)))]
-    others = [i for i, o in enumerate(OBJECTS) if o.label != CLASSES[lab]]
-    dis = others[int(rng.integers(len(others)))]
+    if rotate not in (0, 1, 2, 3) or isinstance(rotate, bool):
+        raise ValueError(f"rotate must be 0, 1, 2 or 3 quarter turns, got {rotate!r}")
+    # the target's instance: a uniform draw within the class (the class's instances in file order)
+    pick = rng.random()
+    by_class = _class_index(split)
+    pool = by_class[lab]
+    t = int(pool[int(pick * len(pool))])
+    others = np.flatnonzero(g_labels != lab)
+    d = int(others[int(rng.integers(len(others)))])
+
+    def turn(grey):
+        return np.ascontiguousarray(np.rot90(grey, rotate)) if rotate else grey
 
     # background: a square crop of the split's band, side 48..192 px, resized to SIZE
     b, region, canvas = _background_patch(split, rng, SIZE, 48, 192)
     canvas = _jitter(canvas, rng, strength=0.5)
 
-    # clutter: 1..3 patches of other backgrounds (same split), 6..20 px, rectangles or discs
-    for _ in range(int(rng.integers(1, 4))):
-        side = int(rng.integers(6, 21))
-        _, _, patch = _background_patch(split, rng, side, 16, 96)
-        patch = _jitter(patch, rng)
-        alpha = _mask("ellipse" if rng.random() < 0.5 else "rect", side, side)
-        x, y = (int(v) for v in rng.integers(0, SIZE - side + 1, size=2))
-        _paste(canvas, np.concatenate([patch, alpha[:, :, None]], axis=2), x, y)
+    # clutter: fragments of other garments (never the target), each with at least 30 % garment pixels
+    n_frag = int(rng.integers(FRAGMENTS[0], FRAGMENTS[1] + 1))
+    frag_ids = []
+    for _ in range(n_frag):
+        k = int(rng.integers(len(g_labels)))
+        k = k if k != t else (k + 1) % len(g_labels)
+        side = int(rng.integers(FRAGMENT_SIDE[0], FRAGMENT_SIDE[1] + 1))
+        grey = g_images[k]
+        for _try in range(6):
+            fy, fx = (int(v) for v in rng.integers(0, 28 - side + 1, size=2))
+            piece = grey[fy:fy + side, fx:fx + side]
+            if (piece >= MASK_THRESHOLD).mean() >= 0.3:
+                break
+        longest = max(4, round(side * s * BASE / 24))
+        rgba = _garment_rgba(turn(piece), longest, _tint(rng), bool(rng.random() < 0.5))
+        x, y = (int(v) for v in rng.integers(-2, SIZE - rgba.shape[0] + 3, size=2))
+        _paste(canvas, rgba, x, y)
+        frag_ids.append(int(g_ids[k]))
 
-    # the target
-    target = _render_object(obj, round(BASE * s), rng)
+    # the target (sized and placed first, so the distractor can avoid it), pasted last
+    target = _garment_rgba(turn(_tight(g_images[t])), round(BASE * s), _tint(rng), bool(rng.random() < 0.5))
     th, tw = target.shape[:2]
     tx = int(rng.integers(0, SIZE - tw + 1))
     ty = int(rng.integers(0, SIZE - th + 1))
 
-    # the distractor, smaller, placed where it overlaps the target least (few tries)
     ratio = rng.uniform(*DISTRACTOR_RATIO)
-    dis_rgba = _render_object(dis, max(4, round(BASE * s * ratio)), rng)
-    dh, dw = dis_rgba.shape[:2]
+    dis = _garment_rgba(turn(_tight(g_images[d])), max(4, round(BASE * s * ratio)), _tint(rng),
+                        bool(rng.random() < 0.5))
+    dh, dw = dis.shape[:2]
     best = None
     for _ in range(8):
         dx = int(rng.integers(0, SIZE - dw + 1))
@@ -235,24 +278,38 @@ def render_scene(split: str, index: int, seed: int = 0, *, scale: float | None =
         if best is None or ox * oy < best[0]:
             best = (ox * oy, dx, dy)
     if has_distractor:
-        _paste(canvas, dis_rgba, best[1], best[2])
-    _paste(canvas, target, tx, ty)
+        _paste(canvas, dis, best[1], best[2])
+    cover = _paste(canvas, target, tx, ty)
+    mask = cover >= 0.5
 
     image = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
-    return Scene(image, lab, (tx, ty, tx + tw, ty + th), s, obj, dis if has_distractor else -1, b, region)
+    return Scene(image, lab, mask, (tx, ty, tx + tw, ty + th), s, int(g_ids[t]),
+                 int(g_ids[d]) if has_distractor else -1, tuple(frag_ids), b, region, int(rotate))
+
+
+@functools.lru_cache(maxsize=3)
+def _class_index(split: str) -> list[np.ndarray]:
+    labels = fashion.garments(split)[1]
+    return [np.flatnonzero(labels == c) for c in range(len(CLASSES))]
 
 
 @dataclass
 class SceneSet:
-    """Many scenes as arrays: ``images`` (n, SIZE, SIZE, 3) uint8, ``labels`` (n,) int64,
-    ``boxes`` (n, 4) int64 as ``(x0, y0, x1, y1)``, ``scales`` (n,) float32."""
+    """Many scenes as arrays: ``images`` (n, SIZE, SIZE, 3) uint8, ``labels`` (n,) int64, ``masks``
+    (n, SIZE, SIZE) bool, ``boxes`` (n, 4) int64 as ``(x0, y0, x1, y1)``, ``scales`` (n,) float32, and the
+    garment ids of each scene's target (n,), distractor (n,; -1 for none) and fragments (n,
+    MAX_FRAGMENTS; -1 padded)."""
 
     split: str
     seed: int
     images: np.ndarray
     labels: np.ndarray
+    masks: np.ndarray
     boxes: np.ndarray
     scales: np.ndarray
+    garments: np.ndarray
+    distractors: np.ndarray
+    fragments: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -261,18 +318,40 @@ class SceneSet:
         """``(x, y)``: normalised images (B, 3, SIZE, SIZE) float32 and labels (B,) int64."""
         return normalise(self.images[index], device=device), torch.as_tensor(self.labels[index], device=device)
 
+    def subset(self, index) -> "SceneSet":
+        """The scenes at ``index`` (a slice, an int array or a boolean mask), as a new set."""
+        return SceneSet(self.split, self.seed, *(getattr(self, f)[index] for f in _ARRAYS))
+
+    def garment_ids(self) -> set[int]:
+        """Every garment id any scene of the set uses (targets, distractors and fragments)."""
+        ids = set(self.garments.tolist()) | set(self.distractors.tolist()) | set(self.fragments.ravel().tolist())
+        ids.discard(-1)
+        return ids
+
+
+_ARRAYS = ("images", "labels", "masks", "boxes", "scales", "garments", "distractors", "fragments")
+
 
 def make_scenes(split: str, n: int, seed: int = 0, *, start: int = 0, **overrides) -> SceneSet:
     """Render scenes ``start .. start + n - 1`` of ``split``; ``overrides`` go to :func:`render_scene`."""
-    if not (isinstance(n, (int, np.integer)) and n >= 1):
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(n, bool) or not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValueError(f"n must be a positive int (the number of scenes), got {n!r}")
+    if isinstance(start, bool) or not (isinstance(start, (int, np.integer)) and start >= 0):
+        raise ValueError(f"start must be a non-negative int, got {start!r}")
     scenes = [render_scene(split, start + i, seed, **overrides) for i in range(n)]
+    frags = np.full((n, MAX_FRAGMENTS), -1, np.int64)
+    for i, s in enumerate(scenes):
+        frags[i, :len(s.fragments)] = s.fragments
     return SceneSet(
         split, seed,
         np.stack([s.image for s in scenes]),
         np.array([s.label for s in scenes], np.int64),
+        np.stack([s.mask for s in scenes]),
         np.array([s.box for s in scenes], np.int64),
         np.array([s.scale for s in scenes], np.float32),
+        np.array([s.garment for s in scenes], np.int64),
+        np.array([s.distractor for s in scenes], np.int64),
+        frags,
     )
 
 
