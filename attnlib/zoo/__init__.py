@@ -19,7 +19,8 @@ from .checkpoint import WeightsError, available, load_model
 from .model import ZooNet
 from .fashion import CLASSES
 from .scenes import Scene, SceneSet, make_scenes, normalise, render_scene
-from .scores import attention_maps, class_excitation, grad_cam, headline_maps, localisation, selectivity
+from .metrics import auroc, centre_prior, deletion, pointing_game
+from .scores import attention_maps, class_excitation, grad_cam, headline_maps, selectivity
 
 __all__ = [
     "CLASSES",
@@ -28,12 +29,15 @@ __all__ = [
     "WeightsError",
     "ZooNet",
     "attention_maps",
+    "auroc",
+    "centre_prior",
+    "deletion",
+    "pointing_game",
     "available",
     "class_excitation",
     "grad_cam",
     "headline_maps",
     "load_model",
-    "localisation",
     "make_scenes",
     "normalise",
     "render_scene",

@@ -1,9 +1,10 @@
-"""Train, save, reload and score zoo models: what ``python -m attnlib.zoo`` runs."""
+"""Train, save, reload, score and summarise zoo models: what ``python -m attnlib.zoo`` runs."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 import attnlib
@@ -11,51 +12,23 @@ import attnlib
 from . import checkpoint, evaluate, scores, train
 from .checkpoint import BASELINE
 
+#: test scenes that localisation is scored on (the first N_LOC of the test set)
+N_LOC = 1000
+
 
 def all_models() -> list[str]:
     """The baseline, then every registered block, in registration order."""
     return [BASELINE, *attnlib.list_blocks()]
 
 
-def test_set():
-    return train.scene_set("test", train.N_TEST, train.SEED)
+def test_set(n: int | None = None):
+    """The fixed held-out test scenes (the first ``n``; default all :data:`train.N_TEST`)."""
+    data = train.scene_set("test", train.N_TEST, train.DATA_SEED)
+    return data if n is None else data.subset(slice(0, n))
 
 
 def val_set():
-    return train.scene_set("val", train.N_VAL, train.SEED)
-
-
-_REFERENCES: dict = {}
-
-
-def _grad_cam_references(directory, data) -> dict | None:
-    """Grad-CAM localisation of the baseline per stage on ``data`` (computed once per baseline file)."""
-    path = checkpoint.paths(BASELINE, directory)[0]
-    if not path.exists():
-        return None
-    key = (str(path), path.stat().st_mtime_ns, id(data))
-    if key not in _REFERENCES:
-        try:
-            baseline = checkpoint.load_model(BASELINE, directory)
-        except checkpoint.WeightsError:
-            return None
-        _REFERENCES[key] = scores.baseline_scores(baseline, data)["grad_cam"]
-    return _REFERENCES[key]
-
-
-def measure(model, name: str, directory=None) -> dict:
-    """Test accuracy and scores of ``model`` (as loaded from its file) on the fixed test scenes."""
-    data = test_set()
-    correct = (evaluate.predict(model, data) == torch.from_numpy(data.labels)).double().numpy()
-    lo, hi = scores.bootstrap_ci(correct)
-    result = {"test": {"split": "test", "n": len(data), "seed": train.SEED,
-                       "accuracy": round(float(correct.mean()), 4), "accuracy_ci95": [round(lo, 4), round(hi, 4)]}}
-    result["val_accuracy"] = round(evaluate.accuracy(model, val_set()), 4)
-    if name != BASELINE:
-        result["scores"] = scores.model_scores(model, data, _grad_cam_references(directory, data), val_set())
-    else:
-        result["scores"] = scores.baseline_scores(model, data)
-    return result
+    return train.scene_set("val", train.N_VAL, train.DATA_SEED)
 
 
 def git_commit() -> str | None:
@@ -153,54 +126,157 @@ def train_many(names: list[str], seeds=train.SEEDS, *, steps: int = train.STEPS,
     return done
 
 
-def score_saved(name: str, directory=None) -> dict:
-    """Reload the saved model ``name``, measure it on the test scenes, write the numbers into its card."""
-    loaded = checkpoint.load_model(name, directory)
-    card = checkpoint.read_card(name, directory)
-    card.update(measure(loaded, name, directory))
-    card["file_bytes"] = checkpoint.paths(name, directory)[0].stat().st_size
-    checkpoint.write_card(card, name, directory)
+def score_saved(name: str, directory=None, seed: int = 0) -> dict:
+    """Reload the saved model ``name`` (``seed``), measure its test accuracy and localisation scores on
+    the held-out test scenes and write them into its card. Returns the card."""
+    loaded = checkpoint.load_model(name, directory, seed=seed)
+    card = checkpoint.read_card(name, directory, seed)
+    card["test"] = test_accuracy(loaded)
+    data = test_set(N_LOC)
+    card["scores"] = {"n_scenes": len(data), **scores.model_scores(loaded, data, val_set())}
+    card["references"] = scores.reference_scores(data)
+    checkpoint.write_card(card, name, directory, seed)
     return card
 
 
-def evaluate_model(name: str, directory=None, device="cpu") -> dict:
-    """Re-measure the shipped model ``name`` on freshly rendered test scenes, next to its card."""
-    card = checkpoint.read_card(name, directory)
-    model = checkpoint.load_model(name, directory, device=device)
-    fresh = measure(model, name, directory)
-    return {"name": name, "block": card.get("block"), "parameters": card.get("parameters"),
-            "device": card.get("training", {}).get("device"),
-            "training_seconds": card.get("training", {}).get("seconds"),
-            "card_test_accuracy": card.get("test", {}).get("accuracy"), **fresh}
+def _score_job(name: str, seed: int, directory, threads: int) -> tuple[str, int]:
+    torch.set_num_threads(threads)
+    score_saved(name, directory, seed)
+    return name, seed
+
+
+def score_many(pairs: list[tuple[str, int]], *, jobs: int = 1, threads: int = 1, directory=None, log=print) -> None:
+    """:func:`score_saved` for every ``(name, seed)``, ``jobs`` processes at a time."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    test_set(), val_set()
+    if jobs == 1:
+        for n, s in pairs:
+            _score_job(n, s, directory, threads)
+            log(f"{n} seed {s}: scored")
+        return
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        for f in cf.as_completed([pool.submit(_score_job, n, s, directory, threads) for n, s in pairs]):
+            log(f"{f.result()[0]} seed {f.result()[1]}: scored")
+
+
+def t_interval(values, level: float = 0.95) -> list[float]:
+    """Student-t interval of the mean of ``values`` (one value per seed): ``[low, high]``."""
+    from scipy import stats
+
+    v = np.asarray(values, np.float64)
+    if len(v) < 2:
+        return [round(float(v.mean()), 4)] * 2
+    h = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return [round(float(v.mean() - h), 4), round(float(v.mean() + h), 4)]
+
+
+def welch_interval(a, b, level: float = 0.95) -> list[float]:
+    """Welch-t interval of ``mean(a) - mean(b)`` (one value per seed): ``[low, high]``."""
+    from scipy import stats
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return [round(d, 4)] * 2
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = np.sqrt(va + vb)
+    if se == 0:
+        return [round(d, 4)] * 2
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    h = stats.t.ppf(0.5 + level / 2, df) * se
+    return [round(d - h, 4), round(d + h, 4)]
+
+
+def _over_seeds(entries: list[dict]) -> dict:
+    """Per-seed ``{"mean", "ci95"}`` summaries -> the mean over seeds, each seed's mean and interval."""
+    means = [e["mean"] for e in entries]
+    return {"mean": round(float(np.mean(means)), 4), "per_seed": means,
+            "per_seed_ci95": [e["ci95"] for e in entries],
+            "seed_spread": [round(float(min(means)), 4), round(float(max(means)), 4)]}
+
+
+_MAP_KEYS = ("auroc", "pointing", "deletion_drop_map", "deletion_drop_random", "deletion_map_minus_random")
+
+
+def summarise(name: str, cards: dict[int, dict], baseline_cards: dict[int, dict] | None = None) -> dict:
+    """One model's numbers over its seeds (``{seed: card}``): accuracy (mean, t-interval over seeds, each
+    seed's accuracy and bootstrap interval over scenes), the difference to the baseline (Welch interval
+    over seeds), and the headline localisation of its own map and of its Grad-CAM, per seed and averaged."""
+    if not cards:
+        raise ValueError(f"zoo model {name!r} has no cards")
+    seeds = sorted(cards)
+    accs = [cards[s]["test"]["accuracy"] for s in seeds]
+    first = cards[seeds[0]]
+    out = {"name": name, "block": first.get("block"), "parameters": first.get("parameters"), "seeds": seeds,
+           "accuracy": {"mean": round(float(np.mean(accs)), 4), "ci95_over_seeds": t_interval(accs),
+                        "per_seed": accs, "per_seed_ci95": [cards[s]["test"]["accuracy_ci95"] for s in seeds]},
+           "training_seconds": [cards[s]["training"]["seconds"] for s in seeds],
+           "kept_steps": [cards[s]["training"]["kept_step"] for s in seeds]}
+    if baseline_cards:
+        base = [baseline_cards[s]["test"]["accuracy"] for s in sorted(baseline_cards)]
+        out["difference_to_baseline"] = {"mean": round(float(np.mean(accs) - np.mean(base)), 4),
+                                         "ci95": welch_interval(accs, base)}
+    sc = [cards[s].get("scores") for s in seeds]
+    if all(sc):
+        loc = {}
+        if all("map" in c for c in sc):
+            stage = str(sc[0]["headline_stage"])
+            loc["map"] = {"stage": int(stage), **{k: _over_seeds([c["map"][stage][k] for c in sc]) for k in _MAP_KEYS}}
+        gstage = str(scores.HEADLINE_STAGE)
+        if gstage not in sc[0]["grad_cam"]:
+            gstage = min(sc[0]["grad_cam"], key=int)
+        loc["grad_cam"] = {"stage": int(gstage), **{k: _over_seeds([c["grad_cam"][gstage][k] for c in sc])
+                                                   for k in _MAP_KEYS}}
+        out["localisation"] = loc
+        if all("selectivity" in c for c in sc):
+            out["selectivity"] = {st: round(float(np.mean([c["selectivity"][st] for c in sc])), 5)
+                                  for st in sc[0]["selectivity"]}
+    return out
+
+
+def load_cards(name: str, directory=None) -> dict[int, dict]:
+    """``{seed: card}`` of zoo model ``name``."""
+    return {s: checkpoint.read_card(name, directory, s) for s in checkpoint.seeds(name, directory)}
+
+
+def evaluate_all(names: list[str], directory=None, fresh: bool = True, jobs: int = 1, log=None) -> dict:
+    """Per model, the numbers of :func:`summarise`. With ``fresh`` (default), every seed whose weights
+    ship is first re-measured from its file (:func:`score_saved`); a seed whose weights are left out of
+    the shipped set keeps the numbers its card recorded when it was trained and scored."""
+    unknown = sorted(set(names) - set(all_models()))
+    if unknown:
+        raise ValueError(f"unknown zoo model(s) {unknown}; known: {all_models()}")
+    if fresh:
+        pairs = [(n, s) for n in names for s in checkpoint.seeds(n, directory)
+                 if checkpoint.paths(n, directory, s)[0].exists()]
+        score_many(pairs, jobs=jobs, directory=directory, log=log or (lambda m: None))
+    base = load_cards(BASELINE, directory) or None
+    out = {n: summarise(n, load_cards(n, directory), base if n != BASELINE else None) for n in names}
+    refs = [c["references"] for c in (base or {}).values() if "references" in c]
+    if refs:
+        out["_references"] = refs[0]
+    return out
 
 
 def format_table(results: dict) -> str:
-    rows = [f"{'model':<14}{'acc':>7}{'card':>7}{'localisation (headline)':>26}  {'selectivity per stage':<24}"
-            f"{'params':>9}"]
+    rows = [f"{'model':<14}{'accuracy [95% CI, seeds]':>27}{'vs baseline':>24}{'AUROC map':>11}"
+            f"{'AUROC Grad-CAM':>16}{'pointing':>10}"]
     for n, r in results.items():
-        loc = r.get("scores", {}).get("localisation_headline")
-        loc_s = f"{loc['mean']:.2f} [{loc['ci95'][0]:.2f}, {loc['ci95'][1]:.2f}]" if loc else "-"
-        sel = r.get("scores", {}).get("selectivity")
-        sel_s = " ".join(f"{v:.3f}" for v in sel.values()) if sel else "-"
-        rows.append(f"{n:<14}{r['test']['accuracy']:>7.3f}{(r.get('card_test_accuracy') or 0):>7.3f}"
-                    f"{loc_s:>26}  {sel_s:<24}{r.get('parameters') or 0:>9}")
+        if n.startswith("_"):
+            continue
+        a = r["accuracy"]
+        d = r.get("difference_to_baseline")
+        loc = r.get("localisation", {})
+        m = loc.get("map", {}).get("auroc", {}).get("mean")
+        g = loc.get("grad_cam", {}).get("auroc", {}).get("mean")
+        p = loc.get("map", loc.get("grad_cam", {})).get("pointing", {}).get("mean")
+        lo, hi = a["ci95_over_seeds"]
+        row = f"{n:<14}{a['mean']:>9.3f} [{lo:.3f}, {hi:.3f}]"
+        row += f"  {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else f"{'-':>24}"
+        row += f"{m:>11.3f}" if m is not None else f"{'-':>11}"
+        row += f"{g:>16.3f}" if g is not None else f"{'-':>16}"
+        row += f"{p:>10.3f}" if p is not None else f"{'-':>10}"
+        rows.append(row)
     return "\n".join(rows)
-
-
-def seed_study(names: list[str], seeds=(1, 2), path=None) -> dict:
-    """Retrain ``names`` with other seeds (other training scenes, initialisation and batch order; same
-    recipe) and measure each on the fixed test scenes, to show how much a single run's accuracy can
-    move. Writes ``weights/seed_study.json`` (or ``path``) with the shipped seed-0 accuracy beside them."""
-    import json
-
-    data = test_set()
-    out: dict = {"recipe": f"{train.STEPS} steps, batch {train.BATCH}, as the shipped weights", "models": {}}
-    for name in names:
-        row = {"0": checkpoint.read_card(name)["test"]["accuracy"]}
-        for seed in seeds:
-            model, _ = train.train(None if name == BASELINE else name, seed=seed, progress=False)
-            row[str(seed)] = round(evaluate.accuracy(model, data), 4)
-        out["models"][name] = row
-    path = checkpoint.WEIGHTS_DIR / "seed_study.json" if path is None else path
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    return out

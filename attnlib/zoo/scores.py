@@ -1,11 +1,11 @@
-"""Scores of zoo models on test scenes: localisation of spatial maps, Grad-CAM reference, class selectivity.
+"""Scores of zoo models on held-out test scenes: localisation of maps, Grad-CAM references, class selectivity.
 
-Localisation (for blocks with a spatial map): the map is upsampled bilinearly to the scene's size and
-clamped at 0; the score of one scene is the share of the map's mass inside the target's box divided by
-the box's share of the image, so a uniform map scores exactly 1.0 (chance) and a map entirely inside the
-box scores ``1 / box share``. The score of a model is the mean over test scenes, with a percentile
-bootstrap 95 % interval (2,000 resamples, fixed seed). References on the same scenes: a uniform map and
-Grad-CAM on the baseline model at the same stage.
+Localisation (:mod:`attnlib.zoo.metrics`): AUROC of the map against the target's pixel mask, the
+pointing game and a deletion test, for every stage that carries a block and has a map, with bootstrap
+95 % intervals over scenes. Every model, the baseline included, is also scored with its own Grad-CAM at
+the stages that carry blocks, so a block whose gate has no spatial extent (SE, ECA, cSE, SK, dynamic
+convolution, DKA, LVC/EVC's channel gates) still has a map of what its model looks at; such blocks
+report no map of their own. References on the same scenes: a centre prior (:func:`metrics.centre_prior`).
 
 Class selectivity (for blocks with a channel or kernel gate): for each stage, the mean gate vector per
 class :math:`\\bar g_c` and their mean over classes :math:`\\bar g`; selectivity is
@@ -14,7 +14,7 @@ class's mean gate from the mean over classes (in gate units; 0 means class-blind
 
 Which captured tensor is a block's map is written down in :data:`SPATIAL` and :data:`GATES`; blocks not
 listed fall back to a rule (tensors with a spatial extent are maps, averaged over their channel axis;
-tensors without one are gates). Non-local maps are read for the object's centre as the query.
+tensors without one are gates). Non-local maps are read for the target's centre as the query.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import attnlib
 
-from . import scenes
+from . import metrics, scenes
 from .model import ZooNet
 
 
@@ -112,6 +112,17 @@ def gates_from_capture(block: str, captured: dict[str, torch.Tensor]) -> torch.T
     return None
 
 
+def mask_points(masks: np.ndarray) -> list[tuple[float, float]]:
+    """(row, col) fractions of the target pixel nearest to each mask's centroid, as capture queries:
+    a point on the garment itself (a box's centre can fall between a sandal's straps)."""
+    out = []
+    for m in np.asarray(masks, bool):
+        ys, xs = np.nonzero(m)
+        i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+        out.append((float((ys[i] + 0.5) / m.shape[0]), float((xs[i] + 0.5) / m.shape[1])))
+    return out
+
+
 def box_centres(boxes: np.ndarray) -> list[tuple[float, float]]:
     """(row, col) fractions of each box's centre, as capture queries."""
     b = np.asarray(boxes, np.float64)
@@ -128,16 +139,17 @@ def attention_maps(model: ZooNet, data: scenes.SceneSet | np.ndarray | torch.Ten
         data: a :class:`~attnlib.zoo.scenes.SceneSet`, uint8 images (n, H, W, 3), or normalised
             images (n, 3, H, W).
         boxes: target boxes (n, 4) for query-dependent maps (Non-local: the box centre is the query);
-            default: those of ``data`` if it is a SceneSet, else the image centre.
+            default for a SceneSet: the target pixel nearest its mask's centroid; else the image centre.
 
     Returns:
         ``{"spatial": {stage: (n, h, w)}, "gates": {stage: (n, D)}}``; stages are 0-based.
     """
     if isinstance(data, scenes.SceneSet):
         imgs = data.images
-        boxes = data.boxes if boxes is None else boxes
+        points = mask_points(data.masks) if boxes is None else box_centres(boxes)
     else:
         imgs = data
+        points = box_centres(boxes) if boxes is not None else None
     n = len(imgs)
     device = next(model.parameters()).device
     out: dict[str, dict[int, list]] = {"spatial": {}, "gates": {}}
@@ -146,7 +158,7 @@ def attention_maps(model: ZooNet, data: scenes.SceneSet | np.ndarray | torch.Ten
         chunk = imgs[i:i + batch_size]
         x = scenes.normalise(chunk, device) if (isinstance(chunk, np.ndarray) and chunk.dtype == np.uint8) \
             else torch.as_tensor(chunk, device=device)
-        queries = box_centres(boxes[i:i + batch_size]) if boxes is not None else None
+        queries = points[i:i + batch_size] if points is not None else None
         with attnlib.capture(model, queries=queries) as maps:
             model(x)
         qi = torch.arange(x.shape[0]) if queries is not None else None
@@ -162,19 +174,6 @@ def attention_maps(model: ZooNet, data: scenes.SceneSet | np.ndarray | torch.Ten
             if g is not None:
                 out["gates"].setdefault(stage, []).append(g.cpu())
     return {k: {s: torch.cat(v) for s, v in d.items()} for k, d in out.items()}
-
-
-def localisation(maps: torch.Tensor, boxes: np.ndarray, size: int = scenes.SIZE) -> torch.Tensor:
-    """Per-scene localisation score (n,): (mass inside the box / total mass) / (box area / image area)."""
-    m = maps.float()
-    if m.ndim == 3:
-        m = m[:, None]
-    m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False)[:, 0].clamp_min(0)
-    inside = scenes.box_mask(boxes, size).to(m.device)
-    total = m.sum(dim=(1, 2)).clamp_min(1e-12)
-    share = (m * inside).sum(dim=(1, 2)) / total
-    area = inside.float().mean(dim=(1, 2))
-    return (share / area).cpu()
 
 
 def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -233,20 +232,46 @@ def class_means(gates: torch.Tensor, labels: np.ndarray, num_classes: int) -> to
     return torch.stack([gates[lab == c].float().mean(0) for c in range(num_classes)])
 
 
-def select_map(maps: torch.Tensor, boxes: np.ndarray) -> int:
-    """For K candidate maps (n, K, h, w), the index k whose map localises best on these scenes (call it on
-    validation scenes only)."""
-    return int(torch.stack([localisation(maps[:, k], boxes).mean() for k in range(maps.shape[1])]).argmax())
+def select_map(maps: torch.Tensor, masks) -> int:
+    """For K candidate maps (n, K, h, w), the index k whose map has the highest mean AUROC on these
+    scenes (call it on validation scenes only)."""
+    return int(np.argmax([metrics.auroc(maps[:, k], masks).mean() for k in range(maps.shape[1])]))
 
 
-def model_scores(model: ZooNet, data: scenes.SceneSet, references: dict | None = None,
-                 val: scenes.SceneSet | None = None) -> dict:
-    """Every score of ``model`` on ``data``: localisation per stage (with bootstrap intervals) next to
-    the uniform map and, when ``references`` (``baseline_scores(baseline, data)["grad_cam"]``) is given,
-    Grad-CAM of the baseline; selectivity per stage. Blocks with K candidate maps (Encoding's codeword
-    assignments) use the codeword that localises best on ``val``."""
+def map_scores(model: ZooNet, data: scenes.SceneSet, maps: torch.Tensor, x: torch.Tensor | None = None) -> dict:
+    """AUROC, pointing game and deletion (top 10 % of pixels against 10 % random) of ``maps`` on
+    ``data``, each with its mean and bootstrap 95 % interval over scenes."""
+    x = scenes.normalise(data.images) if x is None else x
+    d = metrics.deletion(model, x, data.labels, maps)
+    return {"auroc": summary(metrics.auroc(maps, data.masks)),
+            "pointing": summary(metrics.pointing_game(maps, data.masks)),
+            "deletion_drop_map": summary(d["intact"] - d["map"]),
+            "deletion_drop_random": summary(d["intact"] - d["random"]),
+            "deletion_map_minus_random": summary(d["random"] - d["map"]),
+            "map_size": list(maps.shape[1:])}
+
+
+def reference_scores(data: scenes.SceneSet) -> dict:
+    """What a map gets for free on ``data``: the centre prior's AUROC and pointing game, and the
+    pointing game's chance level (the mean target share of the image)."""
+    prior = metrics.centre_prior(len(data), scenes.SIZE)
+    return {"centre_prior": {"auroc": summary(metrics.auroc(prior, data.masks)),
+                             "pointing": summary(metrics.pointing_game(prior, data.masks))},
+            "pointing_chance": round(float(metrics.mask_share(data.masks).mean()), 4)}
+
+
+def model_scores(model: ZooNet, data: scenes.SceneSet, val: scenes.SceneSet | None = None) -> dict:
+    """Every score of ``model`` on ``data``: for each stage that carries a block, its own Grad-CAM and
+    (when the block has one) its map, scored by :func:`map_scores`; selectivity of its gates per stage.
+    Blocks with K candidate maps (Encoding's codeword assignments) use the codeword chosen on ``val``."""
+    from .model import BLOCK_STAGES
+
+    x = scenes.normalise(data.images)
+    stages = list(model.stages_with_block) if model.block is not None else list(BLOCK_STAGES)
+    result: dict = {"grad_cam": {str(s): map_scores(model, data, grad_cam(model, data, s), x) for s in stages}}
+    if model.block is None:
+        return result
     maps = attention_maps(model, data)
-    result: dict = {}
     if maps["spatial"]:
         loc = {}
         val_maps = None
@@ -256,31 +281,20 @@ def model_scores(model: ZooNet, data: scenes.SceneSet, references: dict | None =
                 if val is None:
                     raise ValueError(f"{model.block}: choosing one of its {m.shape[1]} maps needs validation scenes")
                 val_maps = val_maps or attention_maps(model, val)
-                chosen = select_map(val_maps["spatial"][stage], val.boxes)
+                chosen = select_map(val_maps["spatial"][stage], val.masks)
                 m = m[:, chosen]
-            entry = {"block": summary(localisation(m, data.boxes)), "map_size": list(m.shape[1:])}
+            entry = map_scores(model, data, m, x)
             if chosen is not None:
                 entry["map_chosen_on_validation"] = chosen
-            if references is not None and str(stage) in references:
-                entry["grad_cam_baseline"] = references[str(stage)]
-            entry["uniform"] = 1.0
             loc[str(stage)] = entry
-        result["localisation"] = loc
+        result["map"] = loc
         # the headline: HEADLINE_STAGE, or the finest stage the block has a map at (fixed rule, not tuned)
         head = str(HEADLINE_STAGE) if str(HEADLINE_STAGE) in loc else min(loc, key=int)
-        result["localisation_headline"] = {"stage": int(head), **loc[head]["block"]}
+        result["headline_stage"] = int(head)
     if maps["gates"]:
         result["selectivity"] = {str(s): round(selectivity(g, data.labels, model.num_classes), 5)
                                  for s, g in sorted(maps["gates"].items())}
     return result
-
-
-def baseline_scores(model: ZooNet, data: scenes.SceneSet) -> dict:
-    """The references of the baseline: Grad-CAM localisation at each stage that carries blocks."""
-    from .model import BLOCK_STAGES
-
-    return {"grad_cam": {str(s): summary(localisation(grad_cam(model, data, s), data.boxes))
-                         for s in BLOCK_STAGES}}
 
 
 # ---------------------------------------------------------------- analyses reproduced from the papers
@@ -345,21 +359,20 @@ def class_excitation(model: ZooNet, data: scenes.SceneSet, key: str = "gate") ->
     return {stage: class_means(g.flatten(1), data.labels, model.num_classes) for stage, g in gates.items()}
 
 
-def headline_maps(name: str, data: scenes.SceneSet, directory=None) -> torch.Tensor:
-    """The maps (n, h, w) that the card of zoo model ``name`` scores (its headline stage; for Encoding
-    the codeword chosen on validation scenes), on ``data``; for a chapter's 'Attention on real images'.
-    The baseline gives its Grad-CAM at :data:`HEADLINE_STAGE`."""
+def headline_maps(name: str, data: scenes.SceneSet, directory=None, seed: int = 0) -> torch.Tensor:
+    """The maps (n, h, w) that the card of zoo model ``name`` scores as its headline (its finest stage
+    with a map; for Encoding the codeword chosen on validation scenes), on ``data``; for a chapter's
+    'Attention on real images'. The baseline, and blocks without a map, give their Grad-CAM at
+    :data:`HEADLINE_STAGE`."""
     from . import checkpoint
 
-    model = checkpoint.load_model(name, directory)
-    if model.block is None:
+    model = checkpoint.load_model(name, directory, seed=seed)
+    card = checkpoint.read_card(name, directory, seed)
+    sc = card.get("scores", {})
+    if model.block is None or "map" not in sc:
         return grad_cam(model, data, HEADLINE_STAGE)
-    card = checkpoint.read_card(name, directory)
-    head = card.get("scores", {}).get("localisation_headline")
-    if head is None:
-        raise ValueError(f"zoo model {name!r} has no spatial map (its card has no localisation score)")
-    stage = head["stage"]
+    stage = sc["headline_stage"]
     m = attention_maps(model, data)["spatial"][stage]
     if m.ndim == 4:
-        m = m[:, card["scores"]["localisation"][str(stage)]["map_chosen_on_validation"]]
+        m = m[:, sc["map"][str(stage)]["map_chosen_on_validation"]]
     return m
