@@ -454,7 +454,7 @@ def index_page(file: str, md_text: str) -> PageIndex:
                     kind = NUMBERED[b.name]
                     counters[kind] = counters.get(kind, 0) + 1
                     add_label(index.numbered, b.label, f"{kind} {counters[kind]}")
-                if b.name in ADMONITIONS:
+                if b.name in ADMONITIONS or b.name in ("exercise", "solution"):
                     walk(parse_blocks(b.body))
 
     for part in _markdown_parts(md_text) if index.notebook else [_strip_front_matter(md_text)]:
@@ -587,6 +587,14 @@ class PageRenderer:
                                  "</details>"]
             head = [f"> **{self.inline(title)}**", ">"] if title else []
             return anchor + head + [f"> {ln}" if ln else ">" for ln in body]
+        if name == "exercise":       # sphinx-exercise: the exercise stays visible, its solution is hidden
+            return anchor + [f"> **Exercise{' ' + self.inline(b.arg) if b.arg else ''}**", ">",
+                             *(f"> {ln}" if ln else ">" for ln in self.render_blocks(parse_blocks(b.body)))]
+        if name == "solution":
+            return anchor + ["<details>", "<summary>Solution</summary>", "",
+                             *self.render_blocks(parse_blocks(b.body)), "", "</details>"]
+        if name.startswith("glue"):    # myst-nb glue: the value exists only once the notebook has run
+            return [f"*(`{b.arg.split(':')[0]}`: shown by the cell that computes it)*"]
         if name == "math":
             tag = [f"\\tag{{{self.page.equations[b.label]}}}"] if b.label else []
             return anchor + ["$$", *b.body, *tag, "$$"]
@@ -658,6 +666,8 @@ class PageRenderer:
             return self.ref(m.group("text") if m else "", m.group("target") if m else body, name)
         if name == "math":
             return f"${body}$"
+        if name == "glue" or name.startswith("glue:"):   # myst-nb glue: computed when the notebook runs
+            return f"`{body.split(':')[0].strip()}` (computed by the notebook's code)"
         if name in ("sub", "sup", "kbd"):
             return f"<{name}>{body}</{name}>"
         if name in ("abbr", "term", "guilabel", "menuselection", "dfn"):

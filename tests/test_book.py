@@ -524,3 +524,22 @@ def test_overview_links_every_block_from_the_registry_not_from_files():
     code = "\n".join(c.source for c in _code_cells(jupytext.reads((ROOT / "book" / "overview.md").read_text(),
                                                                   fmt="md:myst")))
     assert "links.chapter_links(name)" in code and ".md" not in code.replace("overview.md", "")
+
+
+def test_rendering_of_the_less_common_roles_and_directives(tmp_path):
+    a = ("# A\n\n```{table} Sizes\n:name: a-sizes\n| x |\n|---|\n| 1 |\n```\n\n{numref}`a-sizes` and "
+         "{numref}`the sizes (%s) <a-sizes>`; {math}`x^2`, H{sub}`2`O; {cite:ts}`poe2022three`; {cite:year}`doe2020one`."
+         "\n\n```{code-block} python\nx = 1\n```\n\n:::{exercise}\n:label: a-ex\nCompute.\n:::\n\n:::{solution} a-ex\n"
+         "42.\n:::\n\nValue {glue:text}`acc:.2f`.\n\n```{math}\n:label: a-m\nm\n```\n\n{eq}`a-m`\n")
+    out = _render(tmp_path, a)
+    assert "**Table 1:** Sizes\n\n| x |" in out and "[Table 1](#a-sizes) and [the sizes (1)](#a-sizes)" in out
+    assert "$x^2$, H<sub>2</sub>O; [Poe, Zed and Xu (2022)](https://arxiv.org/abs/2201.00001);" in out
+    assert "[2020](https://doi.org/10.1000/one)." in out
+    assert "```python\nx = 1\n```" in out
+    assert '<a id="a-ex" name="a-ex"></a>\n\n> **Exercise**\n>\n> Compute.' in out
+    assert "<details>\n<summary>Solution</summary>\n\n42.\n\n</details>" in out
+    assert "Value `acc` (computed by the notebook's code)." in out
+    assert "$$\nm\n\\tag{1}\n$$" in out and out.endswith("\n(1)\n")
+    assert sync_notebooks.leftover_myst(out) == []
+    with pytest.raises(sync_notebooks.SyncError, match=r"\{toctree\} directive has no meaning"):
+        _render(tmp_path / "bad", "# A\n\n```{toctree}\nb\n```\n")
