@@ -472,6 +472,21 @@ def _strip_code(md_text: str) -> str:
                      if b.kind != "code")
 
 
+class _naming:
+    """Context manager: a :class:`SyncError` raised inside names the page it happened on."""
+
+    def __init__(self, file: str):
+        self.file = file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if isinstance(err, SyncError) and not str(err).startswith(f"{self.file}.md"):
+            raise SyncError(f"{self.file}.md: {err}") from err
+        return False
+
+
 class Book:
     """Every toc page's index, the bibliography and the site's and Colab's addresses."""
 
@@ -486,7 +501,8 @@ class Book:
             path = root / f"{file}.md"
             if not path.exists():
                 continue
-            page = index_page(file, path.read_text())
+            with _naming(file):
+                page = index_page(file, path.read_text())
             self.pages[file] = page
             for table, labels in ((self.labels, [*page.targets, *page.numbered]), (self.eq_labels, page.equations)):
                 for label in labels:
@@ -796,7 +812,8 @@ def notebook_text(md_path: Path, book: Book | None = None, root: Path = ROOT) ->
     nb.metadata.pop("jupytext", None)
     for i, cell in enumerate(nb.cells):  # deterministic ids, so an unchanged chapter gives an unchanged file
         if cell.cell_type == "markdown":
-            cell.source = renderer.render(cell.source)
+            with _naming(file):
+                cell.source = renderer.render(cell.source)
             left = leftover_myst(cell.source)
             if left:
                 raise SyncError(f"{file}.md: MyST markup left in a notebook cell: {left[:3]}")

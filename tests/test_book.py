@@ -543,3 +543,8 @@ def test_rendering_of_the_less_common_roles_and_directives(tmp_path):
     assert sync_notebooks.leftover_myst(out) == []
     with pytest.raises(sync_notebooks.SyncError, match=r"\{toctree\} directive has no meaning"):
         _render(tmp_path / "bad", "# A\n\n```{toctree}\nb\n```\n")
+
+
+def test_sync_names_the_page_of_a_broken_directive(tmp_path):
+    with pytest.raises(sync_notebooks.SyncError, match=r"^book/a\.md: a directive's option block"):
+        _tiny_book(tmp_path, "# A\n\n:::{note}\n---\nclass: x\n:::\n")
