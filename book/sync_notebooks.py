@@ -615,10 +615,9 @@ class PageRenderer:
             tag = [f"\\tag{{{self.page.equations[b.label]}}}"] if b.label else []
             return anchor + ["$$", *b.body, *tag, "$$"]
         if name in CODE_DIRECTIVES:
-            caption = b.options.get("caption")
+            caption = self.inline(b.options.get("caption", ""))
             number = self.page.numbered.get(b.label) if b.label else None
-            head = [f"**{number}:** {self.inline(caption)}" if number and caption else
-                    f"*{self.inline(caption)}*" if caption else "", ""] if caption else []
+            head = [f"**{number}:** {caption}" if number else f"*{caption}*", ""] if caption else []
             return anchor + head + [f"```{b.arg}", *b.body, "```"]
         if name == "table":
             number = self.page.numbered.get(b.label) if b.label else None
