@@ -17,6 +17,7 @@ from .devices import device
 from .trace import Trace, trace_block
 from .stepper import live_stepper, render_trace_html, static_stepper
 from . import blocks  # noqa: F401  (importing the package registers every block)
+from . import links  # noqa: F401  (the site's and Colab's address of each chapter)
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "capture",
     "create_block",
     "device",
+    "links",
     "list_blocks",
     "register",
     "render_trace_html",

@@ -2,9 +2,13 @@
 
 - every page of ``_toc.yml`` exists; every block chapter has the nine section titles, in order;
 - each chapter's ``.md`` and its Colab ``.ipynb`` are in sync (jupytext's conversion of the ``.md`` against
-  the ``.ipynb``: cell types and sources; outputs and metadata ignored);
-- the install cell of each chapter installs from the URL in ``_config.yml``, only in Colab, and upgrades
-  nothing it should not;
+  the ``.ipynb``: code cells identical, Markdown cells rendered by ``book/sync_notebooks.py``; outputs and
+  metadata ignored), and no notebook's Markdown holds MyST markup (roles, directives, targets, labels);
+- the MyST rendering itself: dropdowns, equation numbers and tags, citations, page and label links, and a
+  clear error for what it cannot render;
+- the install cell of each chapter installs from the URL in ``_config.yml`` wherever ``attnlib`` is not
+  importable, and upgrades nothing it should not;
+- ``attnlib.links`` (the overview's links to chapters) agrees with ``_config.yml`` and ``_toc.yml``;
 - ``_config.yml`` keeps the settings that make the build strict and offline;
 - every ``{cite}`` key exists in ``references.bib``, every ``{eq}`` target exists, and every equation label
   in a block's source comments is a labelled equation of its chapter;
@@ -35,6 +39,8 @@ CHAPTERS = sync_notebooks.block_chapters(ROOT)
 #: every executable page (block chapters, overview, zoo): each has a Colab notebook and an install cell
 PAGES = sync_notebooks.notebook_pages(ROOT)
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+#: every toc page's titles, equations and labels, and the bibliography, as the sync script reads them
+BOOK = sync_notebooks.Book(ROOT)
 
 
 def _ids(paths):
@@ -107,11 +113,51 @@ def test_md_and_ipynb_are_in_sync(md):
     assert ipynb.exists(), f"{ipynb.name} missing: run .venv/bin/python book/sync_notebooks.py"
     from_md = jupytext.reads(md.read_text(), fmt="md:myst")
     on_disk = nbformat.read(ipynb, as_version=4)
-    a = [(c.cell_type, c.source) for c in from_md.cells]
-    b = [(c.cell_type, c.source) for c in on_disk.cells]
-    assert a == b, f"{ipynb.name} is out of sync with {md.name}: run .venv/bin/python book/sync_notebooks.py"
+    assert [c.cell_type for c in from_md.cells] == [c.cell_type for c in on_disk.cells], (
+        f"{ipynb.name} is out of sync with {md.name}: run .venv/bin/python book/sync_notebooks.py")
+    # code cells: character for character what the site runs, with the same tags
+    for a, b in zip(_code_cells(from_md), _code_cells(on_disk)):
+        assert a.source == b.source, f"{ipynb.name}: a code cell differs from {md.name}: run book/sync_notebooks.py"
+        assert a.metadata.get("tags", []) == b.metadata.get("tags", []), f"{ipynb.name}: tags differ"
+    # Markdown cells: the .md's cell rendered for a notebook reader
+    renderer = sync_notebooks.PageRenderer(BOOK, md.with_suffix("").relative_to(ROOT).as_posix())
+    for a, b in zip(from_md.cells, on_disk.cells):
+        if a.cell_type == "markdown":
+            assert renderer.render(a.source) == b.source, f"{ipynb.name} is out of sync with {md.name}"
     assert all(not c.get("outputs") for c in _code_cells(on_disk)), f"{ipynb.name} should carry no outputs"
     nbformat.validate(on_disk)
+
+
+@pytest.mark.parametrize("md", PAGES, ids=_ids(PAGES))
+def test_notebook_markdown_holds_no_myst_markup(md):
+    """A notebook reader has no Sphinx: every role, directive, target and label must have been rendered."""
+    on_disk = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
+    markdown = [c.source for c in on_disk.cells if c.cell_type == "markdown"]
+    for source in markdown:
+        for pattern in (r"\{[A-Za-z][\w:+-]*\}`", r"^[ \t>]*(`{3,}|~{3,}|:{3,})[ \t]*\{", r"^[ \t>]*\([^()\s]+\)=[ \t]*$",
+                        r"\$\$[ \t]*\([^()\s]+\)[ \t]*$", r"^[ \t>]*:class:"):
+            # literal code is the one place where MyST may be shown as it is written: drop fenced blocks
+            # that are no directive, and inline code spans that are no role
+            prose = re.sub(r"^(`{3,}|~{3,})(?!\s*\{).*?^\1[ \t]*$", "", source, flags=re.MULTILINE | re.DOTALL)
+            prose = re.sub(r"(?<![}`])(`+)(?!\{)[^`]+?\1(?!`)", "", prose)
+            found = re.findall(pattern, prose, flags=re.MULTILINE)
+            assert not found, f"{md.with_suffix('.ipynb').name}: MyST markup left in a Markdown cell: {pattern} {found[:3]}"
+        # links lead to an address or to an anchor of the notebook, never to a label or a .md file
+        for dest in re.findall(r"(?<!!)\[[^\]]*\]\(([^)\s]*)\)", source):
+            assert re.match(r"^(https?://|mailto:|#)", dest), f"{md.with_suffix('.ipynb').name}: link to {dest!r}"
+        for anchor in re.findall(r"\]\(#([^)\s]+)\)", source):
+            assert any(f'id="{anchor}"' in s for s in markdown), f"{md.stem}: link to #{anchor}, no such anchor"
+    assert sync_notebooks.leftover_myst("\n".join(markdown)) == []
+
+
+def test_the_myst_check_finds_raw_markup():
+    """The regexes of the check above, on text holding each kind of raw MyST, and on rendered text."""
+    raw = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(s) for s in (
+        "By {eq}`se-squeeze`.", ":::{admonition} Solution\n:class: dropdown\nx\n:::", "(se-tests)=\n## Tests",
+        "$$\nx\n$$ (se-x)", "see [Tests](se-tests)", "```{note}\nx\n```")])
+    for cell in raw.cells:
+        assert sync_notebooks.leftover_myst(cell.source), cell.source
+    assert sync_notebooks.leftover_myst("`{eq}` in code and\n```python\n:::{note}\n```\n") == []
 
 
 def test_sync_check_reports_nothing_stale():
@@ -119,20 +165,51 @@ def test_sync_check_reports_nothing_stale():
 
 
 @pytest.mark.parametrize("md", PAGES, ids=_ids(PAGES))
-def test_install_cell_uses_the_configured_url_only_in_colab(md):
+def test_install_cell_installs_wherever_attnlib_is_missing(md):
     url = sync_notebooks.install_url(CONFIG)
     assert url == f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
+    guard = 'if importlib.util.find_spec("attnlib") is None:'
     for nb in (jupytext.reads(md.read_text(), fmt="md:myst"), nbformat.read(md.with_suffix(".ipynb"), 4)):
         first = _code_cells(nb)[0].source
         found = re.findall(r'^ATTNLIB_URL = "([^"]*)"$', first, flags=re.MULTILINE)
         assert found == [url], f"{md.name}: install cell URL {found} != _config.yml's {url}"
-        assert 'if "google.colab" in sys.modules:' in first, f"{md.name}: install must be guarded for Colab"
+        assert guard in first and "google.colab" not in first, f"{md.name}: install wherever attnlib is missing"
         assert "pip" in first and "ATTNLIB_URL" in first.split("pip", 1)[1]
-        for forbidden in ("ipywidgets", "--upgrade", " -U", "torch"):
-            assert forbidden not in first.split("if \"google.colab\"", 1)[1], (md.name, forbidden)
+        for forbidden in ("ipywidgets", "--upgrade", " -U", "torch", "--force", "--no-deps"):
+            assert forbidden not in first.split(guard, 1)[1], (md.name, forbidden)
         # nothing in a chapter reads files beside the notebook (Colab has none)
         code = "\n".join(c.source for c in _code_cells(nb))
         assert "open(" not in code and "read_text(" not in code and "literalinclude" not in code, md.name
+
+
+def test_install_cell_runs_pip_only_when_attnlib_is_missing(tmp_path, monkeypatch):
+    """Execute the install cell with find_spec answering "missing" and "installed"; record pip's calls."""
+    import importlib.util
+    import subprocess
+
+    cell = sync_notebooks.install_cell("git+https://example.org/x@main", "[viz]")
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda args, check: calls.append((args, check)))
+    for present, expected in ((True, 0), (False, 1)):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, present=present: object() if present else None)
+        calls.clear()
+        exec(compile(cell, "install-cell", "exec"), {})
+        assert len(calls) == expected
+    args, check = calls[0]
+    assert check is True and args[1:5] == ["-m", "pip", "install", "-q"]
+    assert args[5] == "attnlib[viz] @ git+https://example.org/x@main"
+
+
+def test_install_cell_writer_keeps_the_extras_and_refuses_a_page_without_one():
+    page = ("# T\n\n```{code-cell} ipython3\n:tags: [hide-input]\n\nimport sys\n\nATTNLIB_URL = \"old\"\n"
+            "if \"google.colab\" in sys.modules:\n    pip(f\"attnlib[viz] @ {ATTNLIB_URL}\")\n```\n\ntext\n")
+    new = sync_notebooks.with_install_cell(page, "git+https://e/new@main")
+    assert new.startswith("# T\n\n```{code-cell} ipython3\n:tags: [hide-input]\n\n# Setup.")
+    assert new.endswith("    importlib.invalidate_caches()\n```\n\ntext\n")
+    assert sync_notebooks.install_cell("git+https://e/new@main", "[viz]") in new
+    assert sync_notebooks.with_install_cell(new, "git+https://e/new@main") == new
+    with pytest.raises(ValueError, match="install cell"):
+        sync_notebooks.with_install_cell("# T\n\n```{code-cell} ipython3\nx = 1\n```\nATTNLIB_URL = \"u\"\n", "u")
 
 
 @pytest.mark.parametrize("md", PAGES, ids=_ids(PAGES))
@@ -333,3 +410,152 @@ def test_gate_bars_and_flow_diagram(ax):
     assert len(plotting.flow_diagram(ax, [("x", "(B, C)"), ("y", "(B, C)")])) == 2
     with pytest.raises(ValueError, match="steps"):
         plotting.flow_diagram(ax, [])
+
+
+# ------------------------------------------------------------------------------------------ MyST -> notebook
+
+_FRONT = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+          "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n")
+_BIB = """@article{doe2020one, title = {One}, author = {Doe, Jane}, year = {2020}, doi = {10.1000/one}}
+@article{roe2021two, title = {Two}, author = {Roe, R. and M{\\"u}ller, Anna}, year = {2021},
+  url = {https://example.org/two}}
+@article{poe2022three, title = {Three}, author = {Poe, E. and Zed, Z. and Xu, X.}, year = {2022},
+  eprint = {2201.00001}, archiveprefix = {arXiv}}
+"""
+
+
+def _tiny_book(tmp_path, a_md, b_md="# Page B\n\n(b-sec)=\n## B section\n\n$$ y $$ (b-eq)\n"):
+    (tmp_path / "book").mkdir(parents=True)
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump({
+        "repository": {"url": "https://github.com/Owner/repo", "branch": "dev"},
+        "launch_buttons": {"colab_url": "https://colab.research.google.com"},
+        "bibtex_bibfiles": ["references.bib"]}))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/a\nchapters:\n  - file: book/b\n")
+    (tmp_path / "references.bib").write_text(_BIB)
+    (tmp_path / "book" / "a.md").write_text(_FRONT + a_md)
+    (tmp_path / "book" / "b.md").write_text(b_md)
+    return sync_notebooks.Book(tmp_path)
+
+
+def _render(tmp_path, a_md, **kw):
+    book = _tiny_book(tmp_path, a_md, **kw)
+    return sync_notebooks.PageRenderer(book, "book/a").render(a_md)
+
+
+def test_rendering_numbers_equations_as_sphinx_does_and_tags_them(tmp_path):
+    a = ("# A\n\n$$\nx\n$$ (a-first)\n\nUnlabelled:\n\n$$\nu\n$$\n\n$$ z $$ (a-second)\n\n"
+         "By {eq}`a-second` and {eq}`a-first`; see also {eq}`b-eq`.\n")
+    out = _render(tmp_path, a)
+    assert "$$\nx\n\\tag{1}\n$$" in out and "$$ z \\tag{2} $$" in out and "$$\nu\n$$" in out
+    assert "By (2) and (1); see also [(1)](https://owner.github.io/repo/book/b.html#equation-b-eq)." in out
+    with pytest.raises(sync_notebooks.SyncError, match=r"book/a\.md.*'a-third'"):
+        _render(tmp_path / "x", "# A\n\n{eq}`a-third`\n")
+
+
+def test_rendering_hides_dropdowns_and_quotes_admonitions(tmp_path):
+    a = ("# A\n\n:::{admonition} Solution\n:class: dropdown\nBy {eq}`a-e`.\n\n```python\n{eq}`kept`\n```\n:::\n\n"
+         "```{note}\nA note.\n```\n\n::::{admonition} Outer\n:::{tip}\nInner.\n:::\n::::\n\n$$ e $$ (a-e)\n")
+    out = _render(tmp_path, a)
+    assert "<details>\n<summary>Solution</summary>\n\nBy (1).\n\n```python\n{eq}`kept`\n```\n\n</details>" in out
+    assert "> **Note**\n>\n> A note." in out
+    assert "> **Outer**\n>\n> > **Tip**\n> >\n> > Inner." in out
+    with pytest.raises(sync_notebooks.SyncError, match=r"book/a\.md: unknown directive \{mystery\}"):
+        _render(tmp_path / "x", "# A\n\n:::{mystery}\nx\n:::\n")
+
+
+def test_rendering_cites_author_year_with_the_papers_link(tmp_path):
+    out = _render(tmp_path, "# A\n\n{cite:p}`doe2020one` {cite:t}`roe2021two` {cite:p}`poe2022three,doe2020one`\n")
+    assert "([Doe, 2020](https://doi.org/10.1000/one))" in out
+    assert "[Roe and Müller (2021)](https://example.org/two)" in out
+    assert "([Poe et al., 2022](https://arxiv.org/abs/2201.00001); [Doe, 2020](https://doi.org/10.1000/one))" in out
+    with pytest.raises(sync_notebooks.SyncError, match=r"book/a\.md: .*unknown citation key 'nobody1999'"):
+        _render(tmp_path / "x", "# A\n\n{cite:p}`doe2020one,nobody1999`\n")
+
+
+def test_rendering_links_pages_labels_and_targets(tmp_path):
+    a = ("# A\n\n[Open in Colab](https://colab.research.google.com/github/Owner/repo/blob/dev/book/a.ipynb)\n\n"
+         "See {doc}`b`, {doc}`the other page <b>`, [B's section](b-sec), {ref}`b-sec`, [here](a-sec) and "
+         "[](a-sec); `{doc}` and `[x](a-sec)` stay code.\n\n(a-sec)=\n## A section\n")
+    out = _render(tmp_path, a)
+    assert "· [Read it on the site](https://owner.github.io/repo/book/a.html)" in out
+    assert "See [Page B](https://owner.github.io/repo/book/b.html), " in out     # b is no notebook: no Colab
+    assert "[the other page](https://owner.github.io/repo/book/b.html)" in out
+    assert "[B's section](https://owner.github.io/repo/book/b.html#b-sec), [B section](https" in out
+    assert "[here](#a-sec) and [A section](#a-sec); `{doc}` and `[x](a-sec)` stay code." in out
+    assert '<a id="a-sec" name="a-sec"></a>\n## A section' in out
+    for i, (bad, message) in enumerate((("[x](nowhere)", "'nowhere' is no URL"), ("{doc}`c`", "'book/c' is no page"),
+                                        ("{ref}`zz`", "no target"), ("{foo}`x`", r"unknown role \{foo\}"))):
+        with pytest.raises(sync_notebooks.SyncError, match=message):
+            _render(tmp_path / f"bad{i}", f"# A\n\n{bad}\n")
+
+
+def test_rendering_links_a_notebook_page_to_the_site_and_colab(tmp_path):
+    book = _tiny_book(tmp_path, "# A\n", b_md=_FRONT + "# Page B\n")
+    out = sync_notebooks.PageRenderer(book, "book/b").render("See {doc}`a`.")
+    assert out == ("See [A](https://owner.github.io/repo/book/a.html) "
+                   "([Colab](https://colab.research.google.com/github/Owner/repo/blob/dev/book/a.ipynb)).")
+
+
+def test_site_and_colab_addresses_come_from_the_config():
+    assert sync_notebooks.site_url({"repository": {"url": "https://github.com/A/b"}}) == "https://a.github.io/b/"
+    assert sync_notebooks.site_url({"repository": {"url": "https://github.com/A/b"},
+                                    "html": {"baseurl": "https://docs.example.org/x"}}) == "https://docs.example.org/x/"
+    assert sync_notebooks.page_url(CONFIG, "book/se") == sync_notebooks.site_url(CONFIG) + "book/se.html"
+
+
+def test_attnlib_links_agree_with_the_config_and_every_block_has_a_chapter_page():
+    import attnlib
+    from attnlib import links
+
+    assert sync_notebooks.links_constants(CONFIG) == {
+        "REPOSITORY_URL": links.REPOSITORY_URL, "BRANCH": links.BRANCH, "SITE_URL": links.SITE_URL,
+        "COLAB_URL": links.COLAB_URL}
+    toc = {f for _, f in sync_notebooks.toc_files(ROOT)}
+    for name in attnlib.list_blocks():
+        chapter = attnlib.block_info(name).chapter
+        assert chapter is not None and f"book/{chapter}" in toc, f"block {name}: chapter {chapter!r} not in _toc.yml"
+        page, colab = links.chapter_links(name)
+        assert page == sync_notebooks.page_url(CONFIG, f"book/{chapter}")
+        assert colab == sync_notebooks.colab_link(CONFIG, ROOT / "book" / f"{chapter}.md", ROOT)
+
+
+def test_overview_table_links_every_block_to_site_and_colab_without_the_repository(tmp_path, monkeypatch):
+    """Run the overview's table cell in an empty directory (as in Colab): every row links its chapter."""
+    import attnlib
+    from attnlib import links
+
+    cells = _code_cells(jupytext.reads((ROOT / "book" / "overview.md").read_text(), fmt="md:myst"))
+    (table_cell,) = [c.source for c in cells if "Markdown(table)" in c.source]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(table_cell, "overview-table", "exec"), namespace)
+    rows = namespace["rows"]
+    assert len(rows) == len(attnlib.list_blocks())
+    for name, row in zip(namespace["names"], rows):
+        page, colab = links.chapter_links(name)
+        assert row[0] == f"[`{name}`]({page}) ([Colab]({colab}))", row[0]
+        assert page.startswith(links.SITE_URL) and colab.endswith(f"/book/{attnlib.block_info(name).chapter}.ipynb")
+
+
+def test_rendering_of_the_less_common_roles_and_directives(tmp_path):
+    a = ("# A\n\n```{table} Sizes\n:name: a-sizes\n| x |\n|---|\n| 1 |\n```\n\n{numref}`a-sizes` and "
+         "{numref}`the sizes (%s) <a-sizes>`; {math}`x^2`, H{sub}`2`O; {cite:ts}`poe2022three`; {cite:year}`doe2020one`."
+         "\n\n```{code-block} python\nx = 1\n```\n\n:::{exercise}\n:label: a-ex\nCompute.\n:::\n\n:::{solution} a-ex\n"
+         "42.\n:::\n\nValue {glue:text}`acc:.2f`.\n\n```{math}\n:label: a-m\nm\n```\n\n{eq}`a-m`\n")
+    out = _render(tmp_path, a)
+    assert "**Table 1:** Sizes\n\n| x |" in out and "[Table 1](#a-sizes) and [the sizes (1)](#a-sizes)" in out
+    assert "$x^2$, H<sub>2</sub>O; [Poe, Zed and Xu (2022)](https://arxiv.org/abs/2201.00001);" in out
+    assert "[2020](https://doi.org/10.1000/one)." in out
+    assert "```python\nx = 1\n```" in out
+    assert '<a id="a-ex" name="a-ex"></a>\n\n> **Exercise**\n>\n> Compute.' in out
+    assert "<details>\n<summary>Solution</summary>\n\n42.\n\n</details>" in out
+    assert "Value `acc` (computed by the notebook's code)." in out
+    assert "$$\nm\n\\tag{1}\n$$" in out and out.endswith("\n(1)\n")
+    assert sync_notebooks.leftover_myst(out) == []
+    with pytest.raises(sync_notebooks.SyncError, match=r"\{toctree\} directive has no meaning"):
+        _render(tmp_path / "bad", "# A\n\n```{toctree}\nb\n```\n")
+
+
+def test_sync_names_the_page_of_a_broken_directive(tmp_path):
+    with pytest.raises(sync_notebooks.SyncError, match=r"^book/a\.md: a directive's option block"):
+        _tiny_book(tmp_path, "# A\n\n:::{note}\n---\nclass: x\n:::\n")
