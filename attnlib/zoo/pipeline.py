@@ -109,7 +109,8 @@ def train_many(names: list[str], seeds=train.SEEDS, *, steps: int = train.STEPS,
 
     for split, n in (("train", train.N_TRAIN), ("val", train.N_VAL), ("test", train.N_TEST)):
         train.scene_set(split, n)  # render once into the cache, before the workers start
-    order = sorted(names, key=lambda n: (n not in _SLOW, _SLOW.index(n) if n in _SLOW else 0))
+    # the baseline first (its validation curve is the first to look at), then the slowest blocks
+    order = sorted(names, key=lambda n: (n != BASELINE, n not in _SLOW, _SLOW.index(n) if n in _SLOW else 0))
     todo = [(n, s) for s in seeds for n in order
             if not (skip_existing and checkpoint.paths(n, directory, s)[1].exists())]
     done = []

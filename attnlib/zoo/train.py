@@ -2,7 +2,7 @@
 
 Recipe (the same for every block and seed): batch 64, :data:`STEPS` steps over a fixed set of
 :data:`N_TRAIN` training scenes (rendered once from the training garments with data seed
-:data:`DATA_SEED`), AdamW (lr 3e-3, weight decay 5e-4), 50 warm-up steps then cosine decay to 0,
+:data:`DATA_SEED`), AdamW (lr 4e-3, weight decay 5e-4), 50 warm-up steps then cosine decay to 0,
 cross-entropy. Every :data:`EVAL_EVERY` steps the model is scored on :data:`N_VAL` validation scenes
 (held-out garments, validation background bands); the weights kept are those of the best validation
 point, so the number of steps a model effectively trains comes from its own validation curve, which the
@@ -38,7 +38,7 @@ SEEDS = (0, 1, 2)
 STEPS = 1200
 EVAL_EVERY = 100
 BATCH = 64
-LR = 3e-3
+LR = 4e-3
 WEIGHT_DECAY = 5e-4
 WARMUP = 50
 ANNEAL_FRACTION = 0.3
@@ -54,7 +54,7 @@ def generator_version() -> str:
 
 
 #: the scene recipe's version: raise it with any change to what a scene looks like
-SCENES_VERSION = "fashion-clutter-1"
+SCENES_VERSION = "fashion-clutter-2"
 
 
 def data_checksum() -> str:
