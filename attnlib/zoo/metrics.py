@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
     """Maps ``(n, h, w)`` -> ``(n, size, size)`` float, bilinear (no clamping: the ranking is kept)."""
-    m = torch.as_tensor(maps).float()
+    m = torch.as_tensor(maps)
+    m = m if m.dtype == torch.float64 else m.float()
     if m.ndim != 3:
         raise ValueError(f"maps must be (n, h, w), got shape {tuple(m.shape)}")
     if m.shape[1:] == (size, size):
@@ -43,12 +44,21 @@ def _masks(masks, n: int) -> torch.Tensor:
     return k
 
 
+def _quantised(m: torch.Tensor, levels: float = 1e6) -> torch.Tensor:
+    """Each map (row) on a grid of ``levels`` steps of its own range: values that differ by less than a
+    millionth of the range (interpolation round-off: a constant map upsampled is not exactly constant)
+    tie. A constant map becomes all zeros."""
+    lo = m.min(1, keepdim=True).values
+    span = (m.max(1, keepdim=True).values - lo).clamp_min(1e-300)
+    return torch.round((m - lo) / span * levels)
+
+
 def auroc(maps: torch.Tensor, masks) -> np.ndarray:
     """Per-scene AUROC (n,) of the map's pixel ranking against the target mask (ties count half)."""
     from scipy.stats import rankdata
 
     k = _masks(masks, len(maps))
-    m = upsample(maps, k.shape[1]).flatten(1).double().numpy()
+    m = _quantised(upsample(torch.as_tensor(maps).double(), k.shape[1]).flatten(1)).numpy()
     pos = k.flatten(1).numpy()
     ranks = rankdata(m, axis=1)                      # average ranks: ties count half
     n_pos = pos.sum(1)
@@ -60,8 +70,8 @@ def auroc(maps: torch.Tensor, masks) -> np.ndarray:
 def pointing_game(maps: torch.Tensor, masks) -> np.ndarray:
     """Per-scene hit (n,) in [0, 1]: the share of the map's maximal pixels that lie on the target."""
     k = _masks(masks, len(maps))
-    m = upsample(maps, k.shape[1]).flatten(1).double()
-    top = m >= (m.max(1, keepdim=True).values - 1e-9 * m.abs().max(1, keepdim=True).values.clamp_min(1e-30))
+    m = _quantised(upsample(torch.as_tensor(maps).double(), k.shape[1]).flatten(1))
+    top = m == m.max(1, keepdim=True).values
     hit = (top & k.flatten(1)).sum(1).double() / top.sum(1).double()
     return hit.numpy()
 

@@ -2,14 +2,14 @@
 
 A scene (64x64 RGB) holds one *target* garment from Fashion-MNIST (:mod:`attnlib.zoo.fashion`), cropped
 to its own pixels, scaled so its longest side is ``BASE * scale`` pixels (``scale`` log-uniform in
-:data:`SCALE_RANGE`: 22 to 36 px, a small object), tinted a random colour (the photographs are grey)
+:data:`SCALE_RANGE`: 24 to 38 px, a small object), tinted a random colour (the photographs are grey)
 and pasted at a random position over a crop of a real background photograph. Before the target go
-clutter fragments, 6x6 to 10x10 pieces cut from other garments of the same split and tinted (the
+three to six clutter fragments, 6x6 to 9x9 pieces cut from other garments of the same split and tinted (the
 cluttered-MNIST recipe), and, in half the scenes, a *distractor*: a whole garment of another class, 40 to
 60 % of the target's size. The label is the target's class; the ground truth is the target's pixel mask
 (from its own pixels, which nothing covers: it is pasted last) and its box.
 
-Why 64x64: the backbone's stages then see 32, 16, 8 and 4 px maps, so a 22 to 36 px target covers one
+Why 64x64: the backbone's stages then see 32, 16, 8 and 4 px maps, so a 24 to 38 px target covers one
 to five cells of the 8x8 map and several of the 16x16 one: attention has somewhere to point. Larger
 canvases cost training time quadratically on the 2-core machines the zoo is trained on.
 
@@ -44,8 +44,8 @@ SPLITS = fashion.SPLITS
 SIZE = 64
 #: longest side of a target at scale 1.0, in pixels
 BASE = 24
-#: the target's scale is drawn log-uniformly from this range (22 to 36 px)
-SCALE_RANGE = (0.9, 1.5)
+#: the target's scale is drawn log-uniformly from this range (24 to 38 px)
+SCALE_RANGE = (1.0, 1.6)
 #: a forced scale (``render_scene(scale=...)``) may go this far (12 to 48 px)
 SCALE_LIMITS = (0.5, 2.0)
 #: probability that a scene carries a distractor garment of another class
@@ -53,8 +53,8 @@ DISTRACTOR_PROB = 0.5
 #: the distractor's size relative to the target's
 DISTRACTOR_RATIO = (0.4, 0.6)
 #: number of clutter fragments per scene, and their side in garment pixels
-FRAGMENTS = (4, 8)
-FRAGMENT_SIDE = (6, 10)
+FRAGMENTS = (3, 6)
+FRAGMENT_SIDE = (6, 9)
 MAX_FRAGMENTS = FRAGMENTS[1]
 #: a garment pixel belongs to the garment when its grey value is at least this
 MASK_THRESHOLD = 12

@@ -45,16 +45,26 @@ ANNEAL_FRACTION = 0.3
 CACHE_DIR = Path(os.environ.get("ATTNLIB_CACHE", Path.home() / ".cache" / "attnlib")) / "scenes"
 
 
-def generator_version() -> str:
-    """A hash of the scene generator's source, so cached scenes never outlive a change to it."""
+def _source_hash() -> str:
     h = hashlib.sha256()
     for mod in (fashion, backgrounds, scenes):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:12]
 
 
+#: a hash of the scene generator's source as this process imported it, so cached scenes never outlive
+#: a change to it (read once: a process that imported older code must not file its scenes under the
+#: newer code's name)
+_GENERATOR_VERSION = _source_hash()
+
+
+def generator_version() -> str:
+    """The hash of the scene generator's source that this process runs."""
+    return _GENERATOR_VERSION
+
+
 #: the scene recipe's version: raise it with any change to what a scene looks like
-SCENES_VERSION = "fashion-clutter-2"
+SCENES_VERSION = "fashion-clutter-3"
 
 
 def data_checksum() -> str:
