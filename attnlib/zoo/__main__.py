@@ -2,7 +2,9 @@
 
     python -m attnlib.zoo train --block se          # train one block (and write weights + card)
     python -m attnlib.zoo train --all --jobs 2      # the baseline and every block, seeds 0, 1, 2
-    python -m attnlib.zoo evaluate --all --json     # accuracy and scores of the shipped weights, as JSON
+    python -m attnlib.zoo score --all --jobs 2      # measure every seed's test accuracy and localisation
+    python -m attnlib.zoo evaluate --all --json     # re-measure the shipped weights; per model over seeds
+    python -m attnlib.zoo observe                   # the papers' observations -> weights/observations.json
     python -m attnlib.zoo list                      # the models with shipped weights
 """
 
@@ -43,12 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--all", action="store_true", help="every model with weights in the directory")
     sc.add_argument("--dir", default=None)
     sc.add_argument("--threads", type=int, default=None)
+    sc.add_argument("--jobs", type=int, default=1, help="processes")
     e = sub.add_parser("evaluate", help="accuracy and scores of trained models on fresh test scenes")
     e.add_argument("--block", action="append")
     e.add_argument("--all", action="store_true", help="every model with weights in the directory")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--dir", default=None, help="weights directory (default: the shipped ones)")
-    e.add_argument("--device", default="cpu")
+    ob = sub.add_parser("observe", help="re-test the papers' observations on every seed; write observations.json")
+    ob.add_argument("--only", action="append", help="one observation (repeatable); default all")
+    ob.add_argument("--dir", default=None)
+    e.add_argument("--from-cards", action="store_true",
+                   help="summarise the numbers the cards recorded instead of re-measuring every seed")
+    e.add_argument("--jobs", type=int, default=1, help="processes for re-measuring")
     sub.add_parser("list", help="models with weights")
     args = p.parse_args(argv)
 
@@ -71,19 +79,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         return 0
     if args.command == "score":
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
         names = checkpoint.available(args.dir, scored=False) if args.all else _names(args)
-        if "baseline" in names:  # the baseline first: the blocks' Grad-CAM references read it
-            names = ["baseline"] + [n for n in names if n != "baseline"]
-        for name in names:
-            card = pipeline.score_saved(name, directory=args.dir)
-            print(f"{name}: test accuracy {card['test']['accuracy']:.3f}", file=sys.stderr, flush=True)
+        pairs = [(n, sd) for n in names for sd in checkpoint.seeds(n, args.dir)
+                 if checkpoint.paths(n, args.dir, sd)[0].exists()]
+        t0 = time.perf_counter()
+        pipeline.score_many(pairs, jobs=args.jobs, threads=args.threads or 1, directory=args.dir,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        return 0
+    if args.command == "observe":
+        from . import observations
+
+        res = observations.run_all(args.dir, args.only, log=lambda m: print(m, file=sys.stderr, flush=True))
+        if args.only:  # keep the other observations already in the file
+            try:
+                res = {**observations.load_all(args.dir), **res}
+            except checkpoint.WeightsError:
+                pass
+        print(observations.save_all(res, args.dir), file=sys.stderr)
         return 0
     names = checkpoint.available(args.dir) if args.all else _names(args)
-    results = {n: pipeline.evaluate_model(n, directory=args.dir, device=args.device) for n in names}
+    results = pipeline.evaluate_all(names, directory=args.dir, fresh=not args.from_cards, jobs=args.jobs,
+                                    log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -310,3 +310,84 @@ def codeword_spread(model: ZooNet, data: scenes.SceneSet) -> dict:
                                                                                       round(float(s.max()), 4)]}
     out["expected"] = "assignments spread over several codewords (effective number well above 1)"
     return out
+
+
+#: observation -> (zoo model, paper, function of (model, seed, directory) -> result)
+def _spec():
+    from . import checkpoint, pipeline
+
+    test = pipeline.test_set
+
+    def baseline(seed, directory):
+        return checkpoint.load_model("baseline", directory, seed=seed)
+
+    return {
+        "se": ("se", "Hu et al. 2018 (SENet), Fig. 6", lambda m, s, d: se_specificity(m, test(1000))),
+        "sk": ("sk", "Li et al. 2019 (SKNet), Sec. 4.3", lambda m, s, d: sk_scale_shift(m, n=400)),
+        "gcnet": ("nonlocal", "Cao et al. 2019 (GCNet), Sec. 3", lambda m, s, d: query_independence(m, test(500))),
+        "cbam": ("cbam", "Woo et al. 2018 (CBAM), Sec. 4.3",
+                 lambda m, s, d: cbam_coverage(m, baseline(s, d), test(1000))),
+        "coord": ("coord", "Hou et al. 2021 (coordinate attention)", lambda m, s, d: orientation_response(m, n=400)),
+        "dycaconv": ("dycaconv", "DyCAConv", lambda m, s, d: orientation_response(m, n=400)),
+        "dynamic_conv": ("dynamic_conv", "Chen et al. 2020 (DY-CNN), Sec. 4",
+                         lambda m, s, d: kernel_attention(m, test(1000))),
+        "dka": ("dka", "Yu et al. 2022 (Dite-HRNet)", lambda m, s, d: kernel_attention(m, test(1000))),
+        "encoding": ("encoding", "Zhang et al. 2017 (Deep TEN)", lambda m, s, d: codeword_spread(m, test(500))),
+        "lvc": ("lvc", "Quan et al. 2023 (CFPNet)", lambda m, s, d: codeword_spread(m, test(500))),
+    }
+
+
+def _seed_verdict(result: dict) -> str | None:
+    return result.get("verdict", result.get("class_verdict"))
+
+
+def run_all(directory=None, names=None, log=None) -> dict:
+    """Every observation on every seed of its zoo model whose weights ship; the verdict over seeds."""
+    from . import checkpoint
+
+    spec = _spec()
+    names = list(spec) if names is None else names
+    unknown = sorted(set(names) - set(spec))
+    if unknown:
+        raise ValueError(f"unknown observation(s) {unknown}; known: {sorted(spec)}")
+    out = {}
+    for key in names:
+        model_name, paper, fn = spec[key]
+        per_seed = {}
+        for seed in checkpoint.seeds(model_name, directory):
+            if not checkpoint.paths(model_name, directory, seed)[0].exists():
+                continue
+            model = checkpoint.load_model(model_name, directory, seed=seed)
+            per_seed[str(seed)] = fn(model, seed, directory)
+            if log:
+                log(f"{key} seed {seed}: {_seed_verdict(per_seed[str(seed)])}")
+        verdicts = [_seed_verdict(r) for r in per_seed.values()]
+        out[key] = {"model": model_name, "paper": paper, "expected": next(iter(per_seed.values()))["expected"]
+                    if per_seed else None, "per_seed": per_seed,
+                    "verdict": verdict_over([v for v in verdicts if v]) if any(verdicts) else None}
+    return out
+
+
+def save_all(results: dict, directory=None):
+    """Write ``results`` (from :func:`run_all`) as ``observations.json`` next to the weights."""
+    import json
+
+    from . import checkpoint
+
+    d = checkpoint.WEIGHTS_DIR if directory is None else directory
+    path = d / "observations.json" if hasattr(d, "joinpath") else __import__("pathlib").Path(d) / "observations.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    return path
+
+
+def load_all(directory=None) -> dict:
+    """The shipped observations (``observations.json``)."""
+    import json
+    from pathlib import Path
+
+    from . import checkpoint
+
+    path = Path(checkpoint.WEIGHTS_DIR if directory is None else directory) / "observations.json"
+    if not path.exists():
+        raise checkpoint.WeightsError(f"no {path}; compute it with `python -m attnlib.zoo observe`")
+    return json.loads(path.read_text())

@@ -198,6 +198,17 @@ def _over_seeds(entries: list[dict]) -> dict:
             "seed_spread": [round(float(min(means)), 4), round(float(max(means)), 4)]}
 
 
+def _stages_over_seeds(per_seed: list[dict], headline: int) -> dict:
+    """Per-seed ``{stage: map_scores}`` -> the headline stage's numbers over seeds (every key), and every
+    stage's AUROC and pointing game over seeds under ``"by_stage"``."""
+    h = str(headline)
+    out = {"stage": headline, **{k: _over_seeds([c[h][k] for c in per_seed]) for k in _MAP_KEYS if k in per_seed[0][h]}}
+    out["by_stage"] = {st: {"map_size": per_seed[0][st]["map_size"],
+                            **{k: _over_seeds([c[st][k] for c in per_seed]) for k in ("auroc", "pointing")}}
+                       for st in sorted(per_seed[0], key=int)}
+    return out
+
+
 _MAP_KEYS = ("auroc", "pointing", "deletion_drop_map", "deletion_drop_random", "deletion_map_minus_random")
 
 
@@ -213,6 +224,7 @@ def summarise(name: str, cards: dict[int, dict], baseline_cards: dict[int, dict]
     out = {"name": name, "block": first.get("block"), "parameters": first.get("parameters"), "seeds": seeds,
            "accuracy": {"mean": round(float(np.mean(accs)), 4), "ci95_over_seeds": t_interval(accs),
                         "per_seed": accs, "per_seed_ci95": [cards[s]["test"]["accuracy_ci95"] for s in seeds]},
+           "n_test": first["test"]["n"],
            "training_seconds": [cards[s]["training"]["seconds"] for s in seeds],
            "kept_steps": [cards[s]["training"]["kept_step"] for s in seeds]}
     if baseline_cards:
@@ -221,15 +233,11 @@ def summarise(name: str, cards: dict[int, dict], baseline_cards: dict[int, dict]
                                          "ci95": welch_interval(accs, base)}
     sc = [cards[s].get("scores") for s in seeds]
     if all(sc):
+        out["n_localisation_scenes"] = sc[0]["n_scenes"]
         loc = {}
         if all("map" in c for c in sc):
-            stage = str(sc[0]["headline_stage"])
-            loc["map"] = {"stage": int(stage), **{k: _over_seeds([c["map"][stage][k] for c in sc]) for k in _MAP_KEYS}}
-        gstage = str(scores.HEADLINE_STAGE)
-        if gstage not in sc[0]["grad_cam"]:
-            gstage = min(sc[0]["grad_cam"], key=int)
-        loc["grad_cam"] = {"stage": int(gstage), **{k: _over_seeds([c["grad_cam"][gstage][k] for c in sc])
-                                                   for k in _MAP_KEYS}}
+            loc["map"] = _stages_over_seeds([c["map"] for c in sc], sc[0]["headline_stage"])
+        loc["grad_cam"] = _stages_over_seeds([c["grad_cam"] for c in sc], max(int(k) for k in sc[0]["grad_cam"]))
         out["localisation"] = loc
         if all("selectivity" in c for c in sc):
             out["selectivity"] = {st: round(float(np.mean([c["selectivity"][st] for c in sc])), 5)

@@ -270,8 +270,9 @@ def model_scores(model: ZooNet, data: scenes.SceneSet, val: scenes.SceneSet | No
 
     x = scenes.normalise(data.images)
     stages = list(model.stages_with_block) if model.block is not None else list(BLOCK_STAGES)
-    # the deletion test (three forward passes over the scenes) only at the stage the summaries report
-    head_cam = HEADLINE_STAGE if HEADLINE_STAGE in stages else min(stages)
+    # the deletion test (three forward passes over the scenes) only at the stage the summaries lead with:
+    # for Grad-CAM the last stage that carries a block (Grad-CAM's own choice: the last convolutional maps)
+    head_cam = max(stages)
     result: dict = {"grad_cam": {str(s): map_scores(model, data, grad_cam(model, data, s), x, deletion=s == head_cam)
                                  for s in stages}}
     if model.block is None:
