@@ -342,3 +342,33 @@ def test_observations_run_on_untrained_models():
     assert len(c["layers"]) == 3 and all(1 <= v["effective_codewords"]["mean"] <= v["K"] for v in c["layers"].values())
     s = observations.sk_scale_shift(zmodel.ZooNet("sk").eval(), n=10, split="val")
     assert len(s["stages"]["1"]["large_kernel_weight"]) == 3
+
+
+def test_an_option_added_after_saving_loads_at_its_default(short_run, tmp_path):
+    """A card saved before the block gained an option (the option absent from the file) loads, with the
+    option at its default; a recorded value that differs from the model's still fails."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    d, _ = short_run
+    path, card_path = checkpoint.paths("se", d, 1)
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["config"])
+    tensors = load_file(str(path))
+    option = sorted(meta["block_kwargs"])[0]
+    older = {**meta, "block_kwargs": {k: v for k, v in meta["block_kwargs"].items() if k != option}}
+    save_file(tensors, str(tmp_path / "se.safetensors"), metadata={"config": json.dumps(older, sort_keys=True)})
+    checkpoint.load_state(zmodel.ZooNet("se"), tmp_path / "se.safetensors")
+    other = {**meta, "block_kwargs": {**meta["block_kwargs"], "reduction": 8}}
+    save_file(tensors, str(tmp_path / "se.safetensors"), metadata={"config": json.dumps(other, sort_keys=True)})
+    with pytest.raises(checkpoint.WeightsError, match="reduction"):
+        checkpoint.load_state(zmodel.ZooNet("se"), tmp_path / "se.safetensors")
+
+
+def test_shipped_observation_recomputes_on_seed_0():
+    """observations.json is bound to the weights: SK's scale shift recomputed on seed 0 matches it."""
+    obs = observations.load_all()["sk"]["per_seed"]["0"]
+    again = observations.sk_scale_shift(checkpoint.load_model("sk"), n=400)
+    for st, e in again["stages"].items():
+        assert e["large_kernel_weight"] == pytest.approx(obs["stages"][st]["large_kernel_weight"], abs=1e-4)
+        assert e["verdict"] == obs["stages"][st]["verdict"]

@@ -68,6 +68,24 @@ def read_card(name: str, directory: str | Path | None = None, seed: int = 0) -> 
         raise WeightsError(f"card {card_path} is not valid JSON: {e}") from None
 
 
+def _with_new_defaults(stored: dict, want: dict) -> dict:
+    """``stored`` with the block options that the library added after the file was saved, at their
+    defaults: an option the file does not name is one its weights were trained without, and a new option
+    keeps the old behaviour at its default. Only options absent from the file are filled in; every value
+    the file records must still match."""
+    from .model import resolved_kwargs
+
+    block = stored.get("block")
+    if block is None or not isinstance(stored.get("block_kwargs"), dict):
+        return stored
+    defaults = resolved_kwargs(block, {})
+    filled = dict(stored["block_kwargs"])
+    for k, v in defaults.items():
+        if k not in filled and k in want.get("block_kwargs", {}):
+            filled[k] = v
+    return {**stored, "block_kwargs": filled}
+
+
 def load_state(model: ZooNet, weights_path: str | Path) -> ZooNet:
     """Load ``weights_path`` into ``model``, checking the stored configuration and every tensor's name
     and shape; raises :class:`WeightsError` naming the file and the mismatch."""
@@ -86,7 +104,7 @@ def load_state(model: ZooNet, weights_path: str | Path) -> ZooNet:
     if stored is None:
         raise WeightsError(f"weights file {weights_path} has no 'config' in its metadata")
     want = json.loads(config_json(model.config()))
-    got = json.loads(stored)
+    got = _with_new_defaults(json.loads(stored), want)
     if got != want:
         diff = {k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)}
         raise WeightsError(f"weights file {weights_path} was saved for another configuration: "

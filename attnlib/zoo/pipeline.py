@@ -13,7 +13,7 @@ from . import checkpoint, evaluate, scores, train
 from .checkpoint import BASELINE
 
 #: test scenes that localisation is scored on (the first N_LOC of the test set)
-N_LOC = 1000
+N_LOC = 500
 
 
 def all_models() -> list[str]:

@@ -268,8 +268,9 @@ def _observation_numbers(key: str, r: dict) -> str:
     if key in ("encoding", "lvc"):
         return "; ".join(f"{n or 'encoding'}: {e['effective_codewords']['mean']:.2f} effective codewords of "
                          f"{e['K']} [{e['effective_codewords']['ci95'][0]:.2f}, {e['effective_codewords']['ci95'][1]:.2f}],"
-                         f" {e['negative_scales']} of {e['K']} smoothing factors s_k negative"
-                         for n, e in r["layers"].items())
+                         f" {e['negative_scales']} of {e['K']} smoothing factors s_k negative; the busiest codeword "
+                         f"takes {100 * e['top_codeword_share']:.0f} % of the mass, its s_k = {e['top_codeword_scale']:+.3f}"
+                         f" ({e['verdict']})" for n, e in r["layers"].items())
     return str(r)
 
 
