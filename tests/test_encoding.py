@@ -107,3 +107,29 @@ def test_saves_no_BNKC_tensor_for_backward():
     limit = 2 * 256 * 16 * 64 // 4
     assert max(_saved_sizes(lambda: enc(x))) < limit
     assert max(_saved_sizes(lambda: _expanded(x, enc.codewords, enc.scale)[0])) >= 4 * limit
+
+
+def test_positive_scale_keeps_every_smoothing_factor_positive_and_computes_the_same_layer():
+    """positive_scale stores rho with s = softplus(rho): the same equations (the layer on the s it
+    yields equals the reference parametrisation with scale = -s), and no s_k can become negative,
+    even after a step that pushes every s_k down hard."""
+    torch.manual_seed(0)
+    pos = attnlib.create_block("encoding", 8, num_codes=4, positive_scale=True).double()
+    ref = attnlib.create_block("encoding", 8, num_codes=4).double()
+    assert "scale" not in dict(pos.named_parameters()) and "rho" in dict(pos.named_parameters())
+    s = pos.smoothing()
+    assert ((s > 0.05 - 1e-9) & (s < 1 + 1e-9)).all()
+    with torch.no_grad():
+        ref.codewords.copy_(pos.codewords)
+        ref.scale.copy_(-s)
+    x = torch.randn(2, 8, 5, 5, dtype=torch.float64)
+    assert torch.allclose(pos(x), ref(x), atol=1e-12)
+    opt = torch.optim.SGD(pos.parameters(), lr=100.0)
+    pos.smoothing().sum().backward()
+    opt.step()
+    assert (pos.smoothing() > 0).all()
+    assert "positive_scale=True" in repr(pos)
+    with pytest.raises(ValueError, match="positive_scale must be True or False"):
+        attnlib.create_block("encoding", 8, positive_scale=1)
+    lvc = attnlib.create_block("lvc", 16, num_codes=8, positive_scale=True)
+    assert lvc.encoding.positive_scale and "positive_scale=True" in repr(lvc)

@@ -16,9 +16,11 @@ Equations (book labels):
 Both the distances and the aggregation go through matrix products, so the largest intermediate has
 B·K·N entries; the expanded formulation with a (B, N, K, C) tensor of residuals is never built.
 
-Deviations from the paper: none. Parameters, names and initialisation follow the reference code:
-``codewords`` :math:`d \\in \\mathbb{R}^{K \\times C}` uniform :math:`\\pm 1/\\sqrt{KC}` and ``scale``
-:math:`= -s \\in \\mathbb{R}^K` uniform in :math:`(-1, 0)`. Inputs in float16 / bfloat16 are encoded in
+Deviations from the paper: none by default. Parameters, names and initialisation follow the reference
+code: ``codewords`` :math:`d \\in \\mathbb{R}^{K \\times C}` uniform :math:`\\pm 1/\\sqrt{KC}` and ``scale``
+:math:`= -s \\in \\mathbb{R}^K` uniform in :math:`(-1, 0)`. Nothing keeps :math:`s_k > 0` during training;
+the option ``positive_scale=True`` (not in the paper) stores :math:`\\rho` with
+:math:`s = \\mathrm{softplus}(\\rho)` instead, so every :math:`s_k` stays positive. Inputs in float16 / bfloat16 are encoded in
 float32 and the result is cast back, because the expansion of the squared distance cancels
 catastrophically in 8 or 11 bits of mantissa.
 
@@ -54,6 +56,10 @@ class Encoding(AttentionBlock):
     Args:
         channels: C, channels of the input (the dimension of the codewords).
         num_codes: K, the number of codewords (default 32, the value of Deep TEN's experiments).
+        positive_scale: store :math:`\\rho` with :math:`s = \\mathrm{softplus}(\\rho)` (parameter ``rho``,
+            initialised so that :math:`s` is uniform in :math:`(0.05, 1)`) instead of ``scale`` :math:`= -s`:
+            no :math:`s_k` can turn negative, which would make codeword :math:`k` favour the farthest
+            features (default ``False``: the reference code's parametrisation).
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -61,7 +67,8 @@ class Encoding(AttentionBlock):
 
     Attributes:
         codewords: :math:`d`, shape :math:`(K, C)`, uniform :math:`\pm 1/\sqrt{KC}`.
-        scale: :math:`-s`, shape :math:`(K,)`, uniform in :math:`(-1, 0)`.
+        scale: :math:`-s`, shape :math:`(K,)`, uniform in :math:`(-1, 0)` (``rho``, shape :math:`(K,)`, with
+            ``positive_scale``); :meth:`smoothing` gives :math:`s` either way.
 
     Captured:
         ``assignments``: the soft assignments :math:`a_{ik}` as K maps, shape :math:`(B, K, H, W)`;
@@ -76,18 +83,32 @@ class Encoding(AttentionBlock):
         torch.Size([2, 32, 128])
     """
 
-    def __init__(self, channels: int, *, num_codes: int = 32):
+    def __init__(self, channels: int, *, num_codes: int = 32, positive_scale: bool = False):
         super().__init__()
         self.channels = check_positive_int(channels, "channels")
         self.num_codes = check_positive_int(num_codes, "num_codes")
+        if not isinstance(positive_scale, bool):
+            raise ValueError(f"Encoding: positive_scale must be True or False, got {positive_scale!r}")
+        self.positive_scale = positive_scale
         self.codewords = nn.Parameter(torch.empty(num_codes, channels))  # d: (K, C)
-        self.scale = nn.Parameter(torch.empty(num_codes))  # -s: (K,)
+        if positive_scale:
+            self.rho = nn.Parameter(torch.empty(num_codes))  # s = softplus(rho): (K,)
+        else:
+            self.scale = nn.Parameter(torch.empty(num_codes))  # -s: (K,)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.num_codes * self.channels)
         nn.init.uniform_(self.codewords, -bound, bound)
-        nn.init.uniform_(self.scale, -1.0, 0.0)
+        if self.positive_scale:
+            with torch.no_grad():  # s uniform in (0.05, 1): rho = softplus^-1(s) = log(exp(s) - 1)
+                self.rho.copy_(torch.empty_like(self.rho).uniform_(0.05, 1.0).expm1().log())
+        else:
+            nn.init.uniform_(self.scale, -1.0, 0.0)
+
+    def smoothing(self) -> torch.Tensor:
+        """The smoothing factors :math:`s` (K,) of eq. enc-assign, whichever parametrisation stores them."""
+        return nn.functional.softplus(self.rho) if self.positive_scale else -self.scale
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoding :math:`E` (B, K, C) and the assignments :math:`a` (B, K, N) of an input (B, C, H, W).
@@ -97,7 +118,8 @@ class Encoding(AttentionBlock):
         low = x.dtype in (torch.float16, torch.bfloat16)  # half inputs are encoded in float32
         X = (x.float() if low else x).flatten(2)        # features as columns, eq. enc-distance: (B, C, N)
         d = self.codewords.float() if low else self.codewords  # codewords d_k, eq. enc-distance: (K, C)
-        scale = self.scale.float() if low else self.scale  # -s_k, eq. enc-assign: (K,)
+        scale = -self.smoothing()                       # -s_k, eq. enc-assign: (K,)
+        scale = scale.float() if low else scale
         xx = (X * X).sum(dim=1, keepdim=True)           # ||x_i||^2, eq. enc-distance: (B, 1, N)
         dd = (d * d).sum(dim=1)[:, None]                # ||d_k||^2, eq. enc-distance: (K, 1)
         dist = xx - 2 * (d @ X) + dd                    # squared distances, eq. enc-distance: (B, K, N)
@@ -116,4 +138,5 @@ class Encoding(AttentionBlock):
         return e
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, num_codes={self.num_codes}"
+        extra = ", positive_scale=True" if self.positive_scale else ""
+        return f"channels={self.channels}, num_codes={self.num_codes}{extra}"

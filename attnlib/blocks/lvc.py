@@ -96,6 +96,9 @@ class LVC(AttentionBlock):
         num_codes: K, the number of codewords (default 64, what the released code uses; unlike that code,
             another value really changes the layer: the codewords, smoothing factors and the BatchNorm
             over codewords have K·(C + 3) parameters).
+        positive_scale: passed to the Encoding layer: keep every smoothing factor :math:`s_k` positive
+            through :math:`s = \mathrm{softplus}(\rho)` (default ``False``, the released code's
+            parametrisation; see :class:`~attnlib.blocks.encoding.Encoding`).
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -122,14 +125,14 @@ class LVC(AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
-    def __init__(self, channels: int, *, num_codes: int = 64):
+    def __init__(self, channels: int, *, num_codes: int = 64, positive_scale: bool = False):
         super().__init__()
         self.channels = check_positive_int(channels, "channels")
         self.num_codes = check_positive_int(num_codes, "num_codes")
         self.bottleneck = _Bottleneck(channels)
         self.reduce_conv = nn.Conv2d(channels, channels, 1, bias=False)  # W_v: (C, C, 1, 1)
         self.reduce_bn = nn.BatchNorm2d(channels)
-        self.encoding = Encoding(channels, num_codes=num_codes)  # d: (K, C), -s: (K,)
+        self.encoding = Encoding(channels, num_codes=num_codes, positive_scale=positive_scale)  # d: (K, C), s: (K,)
         self.code_bn = nn.BatchNorm1d(num_codes)
         self.fc = nn.Linear(channels, channels)  # W_gamma: (C, C)
         self.reset_parameters()
@@ -161,7 +164,8 @@ class LVC(AttentionBlock):
         return self.rescale(u, gamma)                   # eq. lvc-out: (B, C, H, W)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, num_codes={self.num_codes}"
+        extra = ", positive_scale=True" if self.encoding.positive_scale else ""
+        return f"channels={self.channels}, num_codes={self.num_codes}{extra}"
 
 
 class _LightMLP(nn.Module):

@@ -23,8 +23,8 @@ class WeightsError(ValueError):
     """A weights file or card that cannot be used: missing, corrupted, or for another configuration."""
 
 
-def model_name(block: str | None) -> str:
-    return BASELINE if block is None else block
+def model_name(block: str | None, variant: str | None = None) -> str:
+    return variant or (BASELINE if block is None else block)
 
 
 def _check_seed(seed) -> int:
@@ -47,7 +47,7 @@ def save(model: ZooNet, card: dict, directory: str | Path | None = None, seed: i
     """Write ``model``'s weights and ``card`` (the configuration is added to it); returns both paths."""
     from safetensors.torch import save_file
 
-    weights_path, card_path = paths(model_name(model.block), directory, seed)
+    weights_path, card_path = paths(model_name(model.block, card.get("name")), directory, seed)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
                for k, v in model.state_dict().items()}
@@ -144,7 +144,9 @@ def load_model(name: str | None = "baseline", directory: str | Path | None = Non
     cfg = dict(card["config"])
     block = cfg.pop("block")
     card_path = paths(name, directory, seed)[1]
-    if model_name(block) != name:
+    from .model import VARIANTS
+
+    if model_name(block) != name and VARIANTS.get(name, (None,))[0] != block:
         raise WeightsError(f"card {card_path} is for block {block!r}, not {name!r}")
     recorded = card.get("data", {}).get("checksum")
     if recorded != data_checksum():

@@ -44,6 +44,26 @@ STAGES_FOR: dict[str, tuple[int, ...]] = {
 }
 
 
+#: zoo models that are a registered block with other options (a pitfall's fix, trained beside the
+#: block): name -> (block, constructor arguments on top of BLOCK_KWARGS)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "encoding+positive_s": ("encoding", {"positive_scale": True}),
+    "lvc+positive_s": ("lvc", {"positive_scale": True}),
+}
+
+
+def model_spec(name: str) -> tuple[str | None, dict | None]:
+    """``(block, block_kwargs)`` of zoo model ``name``: ``"baseline"`` -> ``(None, None)``, a registered
+    block -> ``(name, None)`` (its defaults), a :data:`VARIANTS` entry -> its block and arguments."""
+    if name == "baseline":
+        return None, None
+    if name in VARIANTS:
+        block, kw = VARIANTS[name]
+        return block, {**BLOCK_KWARGS.get(block, {}), **kw}
+    attnlib.block_info(name)  # raises ValueError naming the known blocks
+    return name, None
+
+
 def resolved_kwargs(name: str, kwargs: dict) -> dict:
     """``kwargs`` completed with the defaults of the block's keyword-only arguments, as JSON values.
 

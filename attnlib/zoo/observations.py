@@ -304,7 +304,7 @@ def codeword_spread(model: ZooNet, data: scenes.SceneSet) -> dict:
         a = torch.cat(got)                                        # (n, K, N)
         mean_a = a.mean(2)                                        # (n, K)
         eff = np.exp(_entropy(mean_a))
-        s = -layer.scale.detach().float()                         # s_k (the layer stores -s_k)
+        s = layer.smoothing().detach().float()                    # s_k
         top = mean_a.mean(0).argmax()                              # the codeword with the most mass
         entry = {"K": int(a.shape[1]), "effective_codewords": _summary(eff),
                  "negative_scales": int((s < 0).sum()),

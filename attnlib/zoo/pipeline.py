@@ -63,10 +63,12 @@ def train_and_save(name: str, *, seed: int = 0, steps: int = train.STEPS, device
     """Train zoo model ``name`` (a block or ``"baseline"``) with ``seed``, save weights and card, reload
     the file and measure its test accuracy into the card. Returns the card."""
     from . import fashion
+    from .model import model_spec
 
-    block = None if name == BASELINE else name
+    block, kwargs = model_spec(name)
     model, info = train.train(block, seed=seed, steps=steps, device=device, progress=progress,
-                              n_train=n_train, batch_size=batch_size)
+                              n_train=n_train, batch_size=batch_size,
+                              model_kwargs={"block_kwargs": kwargs} if kwargs is not None else None)
     card = {
         "name": name,
         "block": block,
@@ -254,9 +256,11 @@ def evaluate_all(names: list[str], directory=None, fresh: bool = True, jobs: int
     """Per model, the numbers of :func:`summarise`. With ``fresh`` (default), every seed whose weights
     ship is first re-measured from its file (:func:`score_saved`); a seed whose weights are left out of
     the shipped set keeps the numbers its card recorded when it was trained and scored."""
-    unknown = sorted(set(names) - set(all_models()))
+    from .model import VARIANTS
+
+    unknown = sorted(set(names) - set(all_models()) - set(VARIANTS))
     if unknown:
-        raise ValueError(f"unknown zoo model(s) {unknown}; known: {all_models()}")
+        raise ValueError(f"unknown zoo model(s) {unknown}; known: {all_models() + list(VARIANTS)}")
     if fresh:
         pairs = [(n, s) for n in names for s in checkpoint.seeds(n, directory)
                  if checkpoint.paths(n, directory, s)[0].exists()]
