@@ -343,6 +343,11 @@ def _spec():
         "dka": ("dka", "Yu et al. 2022 (Dite-HRNet)", lambda m, s, d: kernel_attention(m, test(1000))),
         "encoding": ("encoding", "Zhang et al. 2017 (Deep TEN)", lambda m, s, d: codeword_spread(m, test(500))),
         "lvc": ("lvc", "Quan et al. 2023 (CFPNet)", lambda m, s, d: codeword_spread(m, test(500))),
+        # the same measure on the models trained with the fix (s_k kept positive)
+        "encoding+positive_s": ("encoding+positive_s", "Zhang et al. 2017 (Deep TEN), with s = softplus(rho)",
+                                lambda m, s, d: codeword_spread(m, test(500))),
+        "lvc+positive_s": ("lvc+positive_s", "Quan et al. 2023 (CFPNet), with s = softplus(rho)",
+                           lambda m, s, d: codeword_spread(m, test(500))),
     }
 
 

@@ -292,3 +292,33 @@ def section(name: str, models: tuple[str, ...] | None = None) -> None:
     key = OBSERVATION_OF.get(name)
     if key is not None:
         display(Markdown(observation_markdown(key)))
+
+
+def collapse_fix_markdown(block: str) -> str:
+    """Before and after for the codeword collapse of ``block`` (``"encoding"`` or ``"lvc"``): the
+    reference parametrisation against ``positive_scale=True`` (zoo model ``block + "+positive_s"``), each
+    over its seeds: test accuracy, and per Encoding layer the effective number of codewords and the count
+    of negative smoothing factors."""
+    from . import observations
+
+    fixed = f"{block}+positive_s"
+    obs = observations.load_all()
+    rows = ["| model | test accuracy (%) | per Encoding layer: effective codewords of K (seed 0, seed 1, seed 2) | negative $s_k$ (per seed) |",
+            "|---|---|---|---|"]
+    for name in (block, fixed):
+        a = summary(name)["accuracy"]
+        per_seed = obs[name]["per_seed"]
+        layers = next(iter(per_seed.values()))["layers"]
+        eff = "; ".join(f"{k or 'head'}: " + ", ".join(f"{per_seed[sd]['layers'][k]['effective_codewords']['mean']:.1f}"
+                                                       for sd in per_seed) + f" of {layers[k]['K']}" for k in layers)
+        neg = "; ".join(", ".join(str(per_seed[sd]["layers"][k]["negative_scales"]) for sd in per_seed) for k in layers)
+        label = f"`{name}`" + (" (reference: scale = −s)" if name == block else " (s = softplus(ρ))")
+        rows.append(f"| {label} | {100 * a['mean']:.1f} [{100 * a['ci95_over_seeds'][0]:.1f}, "
+                    f"{100 * a['ci95_over_seeds'][1]:.1f}] | {eff} | {neg} |")
+    d = pipeline.welch_interval(summary(fixed)["accuracy"]["per_seed"], summary(block)["accuracy"]["per_seed"])
+    diff = summary(fixed)["accuracy"]["mean"] - summary(block)["accuracy"]["mean"]
+    rows.append("")
+    rows.append(f"Accuracy with the fix minus without: {_pts(diff)} points (95 % Welch interval over seeds "
+                f"{_pts(d[0])} to {_pts(d[1])}). Verdict on spread: reference {obs[block]['verdict']}, "
+                f"with the fix {obs[fixed]['verdict']}.")
+    return "\n".join(rows)
