@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--dir", default=None)
     sc.add_argument("--threads", type=int, default=None)
     sc.add_argument("--jobs", type=int, default=1, help="processes")
+    sc.add_argument("--missing", action="store_true", help="only the seeds whose card has no scores yet")
     e = sub.add_parser("evaluate", help="accuracy and scores of trained models on fresh test scenes")
     e.add_argument("--block", action="append")
     e.add_argument("--all", action="store_true", help="every model with weights in the directory")
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "score":
         names = checkpoint.available(args.dir, scored=False) if args.all else _names(args)
         pairs = [(n, sd) for n in names for sd in checkpoint.seeds(n, args.dir)
-                 if checkpoint.paths(n, args.dir, sd)[0].exists()]
+                 if checkpoint.paths(n, args.dir, sd)[0].exists()
+                 and not (args.missing and "scores" in checkpoint.read_card(n, args.dir, sd))]
         t0 = time.perf_counter()
         pipeline.score_many(pairs, jobs=args.jobs, threads=args.threads or 1, directory=args.dir,
                             log=lambda m: print(m, file=sys.stderr, flush=True))
