@@ -75,6 +75,8 @@ class Case:
     describe: str = ""
     #: the largest number of elements one intermediate tensor may have (None: no limit)
     max_numel: int | None = None
+    #: the most calls allowed per torch function name, e.g. ``{"conv2d": 1}`` (None: no limit)
+    max_calls: dict | None = None
 
 
 @dataclass
@@ -114,8 +116,11 @@ class _LargestTensor(TorchFunctionMode):
         super().__init__()
         self.largest = 0
         self.where = ""
+        self.calls: dict[str, int] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        self.calls[name] = self.calls.get(name, 0) + 1
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor) and t.numel() > self.largest:
@@ -239,7 +244,9 @@ class Exercise:
             raise ValueError(f"trials must be an integer >= 1, got {trials!r}")
         failed: list[tuple[Case, tuple]] = []
         largest = (0, "", None)
-        for case in self.cases(trials, seed):
+        too_many = None
+        cases = self.cases(trials, seed)
+        for case in cases:
             args = _clone(case.args)
             mode = _LargestTensor()
             try:
@@ -265,17 +272,25 @@ class Exercise:
                                    f"{self._kind(want)}.", "type")
             if case.max_numel is not None and mode.largest > case.max_numel:
                 largest = max(largest, (mode.largest / case.max_numel, mode.where, case), key=lambda t: t[0])
+            for name, limit in (case.max_calls or {}).items():
+                if mode.calls.get(name, 0) > limit and too_many is None:
+                    too_many = (name, mode.calls[name], limit, case)
             if not self._close(got, want):
                 failed.append((case, got))
         if failed:
             return self._diagnose(failed)
+        if too_many is not None:
+            name, n, limit, case = too_many
+            return CheckResult(self, False, f"the values are right, but your function calls {name} {n} times "
+                               f"(with {case.describe}); the exercise asks for {limit} call(s) whatever the batch "
+                               f"size: one call must serve every sample.", "calls")
         if largest[2] is not None:
             case = largest[2]
             return CheckResult(self, False, f"the values are right, but one intermediate tensor is too large "
                                f"({largest[1]}, with {case.describe}): the exercise asks you to stay within "
                                f"{case.max_numel} elements per tensor. Rewrite it so that no tensor grows with "
                                f"the product of all the sizes.", "memory")
-        return CheckResult(self, True, f"your function matches the library on {len(self.cases(trials, seed))} "
+        return CheckResult(self, True, f"your function matches the library on {len(cases)} "
                            f"random inputs and weights.")
 
     @staticmethod
