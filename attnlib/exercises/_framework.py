@@ -33,7 +33,7 @@ def randint(gen: torch.Generator, low: int, high: int) -> int:
 
 
 def uniform(gen: torch.Generator, low: float, high: float, *shape: int) -> torch.Tensor:
-    return low + (high - low) * torch.rand(*shape, generator=gen, dtype=DTYPE)
+    return low + (high - low) * torch.rand(tuple(shape), generator=gen, dtype=DTYPE)
 
 
 def randomize(module: nn.Module, gen: torch.Generator, *, std: float = 1.0) -> nn.Module:
