@@ -21,9 +21,11 @@ import importlib
 
 from ._framework import Case, CheckResult, Exercise, Mistake
 
-#: chapter names, in book order; each has a module ``attnlib.exercises.<chapter>``
+#: chapter names (``book/<chapter>.md``), in book order
 CHAPTERS = ("se", "eca", "sk", "cbam", "scse", "coord", "nonlocal", "gc", "encoding", "lvc", "dynamic_conv",
             "dka", "dycaconv")
+#: the module of each chapter's exercises, ``attnlib.exercises.<module>`` (``nonlocal`` is a Python keyword)
+MODULES = {chapter: "non_local" if chapter == "nonlocal" else chapter for chapter in CHAPTERS}
 
 
 def list_exercises(chapter: str | None = None) -> list[Exercise]:
@@ -31,7 +33,7 @@ def list_exercises(chapter: str | None = None) -> list[Exercise]:
     if chapter is not None and chapter not in CHAPTERS:
         raise ValueError(f"chapter must be one of {CHAPTERS}, got {chapter!r}")
     names = [chapter] if chapter is not None else CHAPTERS
-    return [e for n in names for e in importlib.import_module(f"{__name__}.{n}").EXERCISES]
+    return [e for n in names for e in importlib.import_module(f"{__name__}.{MODULES[n]}").EXERCISES]
 
 
 def get(key: str) -> Exercise:
@@ -53,4 +55,4 @@ def hint(key: str, level: int = 1) -> str:
     return get(key).hint(level)
 
 
-__all__ = ["CHAPTERS", "Case", "CheckResult", "Exercise", "Mistake", "check", "get", "hint", "list_exercises"]
+__all__ = ["CHAPTERS", "MODULES", "Case", "CheckResult", "Exercise", "Mistake", "check", "get", "hint", "list_exercises"]
