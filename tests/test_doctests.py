@@ -11,7 +11,7 @@ import attnlib.blocks
 
 MODULES = sorted(
     {"attnlib", "attnlib.registry", "attnlib.capture", "attnlib.validation", "attnlib.images", "attnlib.trace",
-     "attnlib.stepper", "attnlib.plotting", "attnlib.temperature", "attnlib.cost"}
+     "attnlib.stepper", "attnlib.plotting", "attnlib.temperature", "attnlib.cost", "attnlib.exercises"}
     | {f"attnlib.blocks.{m.name}" for m in pkgutil.iter_modules(attnlib.blocks.__path__)}
 )
 
