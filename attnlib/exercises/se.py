@@ -1,4 +1,4 @@
-"""Exercises of the SE chapter (``book/se.md``): the SE gate, and SE's parameter count."""
+"""Exercises of the SE chapter (``book/se.md``): the SE gate, and SE on channels-last feature maps."""
 
 from __future__ import annotations
 
@@ -68,41 +68,58 @@ gate = Exercise(
 )
 
 
-def _params_case(gen):
-    r = (2, 4, 8, 16, 3, 5)[randint(gen, 0, 5)]
-    C = randint(gen, r, 600)
-    expected = sum(p.numel() for p in make_block("se", C, reduction=r, gen=gen).parameters())
-    return Case((C, r), expected, describe(C=C, r=r))
+def _nhwc_case(gen):
+    C = randint(gen, 6, 40)
+    B, H, W = randint(gen, 1, 3), randint(gen, 2, 6), randint(gen, 3, 7)
+    se = make_block("se", C, reduction=(2, 3, 4)[randint(gen, 0, 2)], gen=gen)
+    x = randn(gen, B, H, W, C)
+    args = (x, se.fc1.weight.detach(), se.fc1.bias.detach(), se.fc2.weight.detach(), se.fc2.bias.detach())
+    with torch.no_grad():
+        expected = se(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return Case(args, expected, describe(x=x, W1=args[1], W2=args[3]))
 
 
-def se_params(C, r):
-    C_r = C // r                               # the bottleneck width, floored
-    return 2 * C * C_r + C_r + C               # W1, W2, then the biases b1 and b2
+def se_channels_last(x, W1, b1, W2, b2):
+    z = x.mean(dim=(1, 2))                     # squeeze over H and W, now axes 1 and 2: (B, C)
+    s = torch.sigmoid(torch.relu(z @ W1.T + b1) @ W2.T + b2)  # excitation: (B, C)
+    return x * s[:, None, None, :]             # gate shaped (B, 1, 1, C): (B, H, W, C)
 
 
-params = Exercise(
-    key="se.params",
-    title="SE's parameter count",
-    signature="se_params(C, r)",
-    task="Return the number of parameters of one SE block with C channels and reduction ratio r (integers), "
-         "as an integer. It is compared with sum(p.numel() for p in block.parameters()).",
-    make_case=_params_case,
-    solution=se_params,
-    trials=12,
+def _nhwc_gate(z, W1, b1, W2, b2):
+    return torch.sigmoid(torch.relu(z @ W1.T + b1) @ W2.T + b2)
+
+
+channels_last = Exercise(
+    key="se.channels_last",
+    title="SE on channels-last feature maps",
+    signature="se_channels_last(x, W1, b1, W2, b2)",
+    task="x has shape (B, H, W, C), channels last (as in TensorFlow or a ViT's token grid); W1, b1, W2, b2 "
+         "are SE's two layers as in the previous exercise. Return the SE block's output, also (B, H, W, C), "
+         "without permuting x to (B, C, H, W).",
+    make_case=_nhwc_case,
+    solution=se_channels_last,
     mistakes=[
-        Mistake("no_bias", lambda C, r: 2 * C * (C // r),
-                "you counted the two weight matrices only: both linear layers have a bias."),
-        Mistake("missing_b1", lambda C, r: 2 * C * (C // r) + C,
-                "the bias of the first layer (C_r values) is missing."),
-        Mistake("missing_b2", lambda C, r: 2 * C * (C // r) + C // r,
-                "the bias of the second layer (C values) is missing."),
-        Mistake("no_floor", lambda C, r: 2 * C * (C / r) + C / r + C,
-                "right when r divides C, wrong otherwise: the bottleneck width is an integer, C_r = floor(C / r)."),
+        Mistake("nchw_output", lambda x, *w: (x * _nhwc_gate(x.mean(dim=(1, 2)), *w)[:, None, None, :])
+                .permute(0, 3, 1, 2),
+                "your output is (B, C, H, W): the input is channels-last, and so must the output be."),
+        Mistake("mean_h_only", lambda x, *w: x * _nhwc_gate(x.mean(dim=1), *w)[:, None],
+                "you averaged over axis 1 only (H): the squeeze averages over both spatial axes, 1 and 2 in "
+                "this layout, so each channel gets one gate."),
+        Mistake("mean_w_only", lambda x, *w: x * _nhwc_gate(x.mean(dim=2), *w)[:, :, None],
+                "you averaged over axis 2 only (W): the squeeze averages over both spatial axes, 1 and 2 in "
+                "this layout."),
+        Mistake("no_squeeze", lambda x, *w: x * _nhwc_gate(x, *w),
+                "you applied the MLP at every position: squeeze first (average over H and W), so that the "
+                "gate is one number per channel and sample."),
+        Mistake("gate_only", lambda x, *w: _nhwc_gate(x.mean(dim=(1, 2)), *w)[:, None, None, :],
+                "you returned the gate: this exercise asks for the block's output x * s."),
+        Mistake("max_pool", lambda x, *w: x * _nhwc_gate(x.amax(dim=(1, 2)), *w)[:, None, None, :],
+                "the squeeze takes each channel's maximum: SE averages."),
     ],
     hints=[
-        "Count W1, b1, W2 and b2 separately, with their shapes from the previous exercise.",
-        "C_r is an integer: use floor division.",
+        "In (B, H, W, C) the spatial axes are 1 and 2; an nn.Linear acts on the last axis, which is now C.",
+        "Shape the gate (B, 1, 1, C) so that it broadcasts against (B, H, W, C).",
     ],
 )
 
-EXERCISES = [gate, params]
+EXERCISES = [gate, channels_last]
