@@ -65,6 +65,18 @@ def test_chapter_shows_the_exercise_its_solution_and_checks_it(exercise):
     assert f'exercises.check("{exercise.key}", exercises.get("{exercise.key}").solution)' in section
 
 
+def test_course_guide_is_in_the_toc_and_lists_every_exercise_and_mistake_count():
+    assert "book/course" in (ROOT / "_toc.yml").read_text()
+    page = (ROOT / "book" / "course.md").read_text()
+    for e in EXERCISES:
+        row = [line for line in page.splitlines() if line.startswith("| ") and f"| `{e.key}` |" in line]
+        assert row, f"book/course.md has no row for {e.key}"
+        assert f"`{e.signature}`" in row[0], e.key
+        # one description per catalogued mistake (separated by ';'), plus the generic memory/calls checks
+        listed = row[0].rsplit("|", 2)[1].split(";")
+        assert len(listed) >= len(e.mistakes), (e.key, len(listed), len(e.mistakes))
+
+
 # ------------------------------------------------------------------------------------------ solutions and mistakes
 
 
