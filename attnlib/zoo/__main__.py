@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ob = sub.add_parser("observe", help="re-test the papers' observations on every seed; write observations.json")
     ob.add_argument("--only", action="append", help="one observation (repeatable); default all")
     ob.add_argument("--dir", default=None)
+    ob.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds (default: all)")
     e.add_argument("--from-cards", action="store_true",
                    help="summarise the numbers the cards recorded instead of re-measuring every seed")
     e.add_argument("--jobs", type=int, default=1, help="processes for re-measuring")
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "observe":
         from . import observations
 
-        res = observations.run_all(args.dir, args.only, log=lambda m: print(m, file=sys.stderr, flush=True))
+        res = observations.run_all(args.dir, args.only, log=lambda m: print(m, file=sys.stderr, flush=True),
+                                   seeds=args.seeds)
         if args.only:  # keep the other observations already in the file
             try:
                 res = {**observations.load_all(args.dir), **res}

@@ -355,8 +355,9 @@ def _seed_verdict(result: dict) -> str | None:
     return result.get("verdict", result.get("class_verdict"))
 
 
-def run_all(directory=None, names=None, log=None) -> dict:
-    """Every observation on every seed of its zoo model whose weights ship; the verdict over seeds."""
+def run_all(directory=None, names=None, log=None, seeds=None) -> dict:
+    """Every observation on every seed of its zoo model whose weights ship (or on ``seeds`` of them);
+    the verdict over seeds."""
     from . import checkpoint
 
     spec = _spec()
@@ -369,6 +370,8 @@ def run_all(directory=None, names=None, log=None) -> dict:
         model_name, paper, fn = spec[key]
         per_seed = {}
         for seed in checkpoint.seeds(model_name, directory):
+            if seeds is not None and seed not in seeds:
+                continue
             if not checkpoint.paths(model_name, directory, seed)[0].exists():
                 continue
             model = checkpoint.load_model(model_name, directory, seed=seed)
