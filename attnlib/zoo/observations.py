@@ -70,7 +70,7 @@ def verdict_over(verdicts: list[str]) -> str:
     return verdicts[0] if verdicts and len(set(verdicts)) == 1 else "mixed"
 
 
-def _shuffled_selectivity(g: torch.Tensor, labels: np.ndarray, num_classes: int, repeats: int = 5) -> float:
+def _shuffled_selectivity(g: torch.Tensor, labels: np.ndarray, num_classes: int, repeats: int = 3) -> float:
     rng = np.random.default_rng(0)
     return float(np.mean([selectivity(g, rng.permutation(labels), num_classes) for _ in range(repeats)]))
 
@@ -82,7 +82,7 @@ def _bootstrap_stat(fn, n: int, n_boot: int = 300, seed: int = 0) -> tuple[float
     return float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))
 
 
-def _half_sample_interval(fn, n: int, repeats: int = 100, seed: int = 0) -> tuple[float, float]:
+def _half_sample_interval(fn, n: int, repeats: int = 40, seed: int = 0) -> tuple[float, float]:
     """95 % interval of ``fn(all scenes)`` from half-samples without replacement: for half-samples the
     spread of ``fn(half) - fn(all)`` estimates the sampling error of ``fn(all)`` (the variance of a
     mean over n/2 of n items, around the full mean, is that of a mean over n items). Used where a
@@ -331,16 +331,16 @@ def _spec():
         return checkpoint.load_model("baseline", directory, seed=seed)
 
     return {
-        "se": ("se", "Hu et al. 2018 (SENet), Fig. 6", lambda m, s, d: se_specificity(m, test(1000))),
+        "se": ("se", "Hu et al. 2018 (SENet), Fig. 6", lambda m, s, d: se_specificity(m, test(500))),
         "sk": ("sk", "Li et al. 2019 (SKNet), Sec. 4.3", lambda m, s, d: sk_scale_shift(m, n=400)),
         "gcnet": ("nonlocal", "Cao et al. 2019 (GCNet), Sec. 3", lambda m, s, d: query_independence(m, test(500))),
         "cbam": ("cbam", "Woo et al. 2018 (CBAM), Sec. 4.3",
-                 lambda m, s, d: cbam_coverage(m, baseline(s, d), test(1000))),
+                 lambda m, s, d: cbam_coverage(m, baseline(s, d), test(500))),
         "coord": ("coord", "Hou et al. 2021 (coordinate attention)", lambda m, s, d: orientation_response(m, n=400)),
         "dycaconv": ("dycaconv", "DyCAConv", lambda m, s, d: orientation_response(m, n=400)),
         "dynamic_conv": ("dynamic_conv", "Chen et al. 2020 (DY-CNN), Sec. 4",
-                         lambda m, s, d: kernel_attention(m, test(1000))),
-        "dka": ("dka", "Yu et al. 2022 (Dite-HRNet)", lambda m, s, d: kernel_attention(m, test(1000))),
+                         lambda m, s, d: kernel_attention(m, test(500))),
+        "dka": ("dka", "Yu et al. 2022 (Dite-HRNet)", lambda m, s, d: kernel_attention(m, test(500))),
         "encoding": ("encoding", "Zhang et al. 2017 (Deep TEN)", lambda m, s, d: codeword_spread(m, test(500))),
         "lvc": ("lvc", "Quan et al. 2023 (CFPNet)", lambda m, s, d: codeword_spread(m, test(500))),
         # the same measure on the models trained with the fix (s_k kept positive)
