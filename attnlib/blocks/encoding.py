@@ -118,7 +118,7 @@ class Encoding(AttentionBlock):
         low = x.dtype in (torch.float16, torch.bfloat16)  # half inputs are encoded in float32
         X = (x.float() if low else x).flatten(2)        # features as columns, eq. enc-distance: (B, C, N)
         d = self.codewords.float() if low else self.codewords  # codewords d_k, eq. enc-distance: (K, C)
-        scale = -self.smoothing()                       # -s_k, eq. enc-assign: (K,)
+        scale = -self.smoothing() if self.positive_scale else self.scale  # -s_k, eq. enc-assign: (K,)
         scale = scale.float() if low else scale
         xx = (X * X).sum(dim=1, keepdim=True)           # ||x_i||^2, eq. enc-distance: (B, 1, N)
         dd = (d * d).sum(dim=1)[:, None]                # ||d_k||^2, eq. enc-distance: (K, 1)
