@@ -78,7 +78,8 @@ class DynamicKernelAggregation(AttentionBlock):
 
     Batch size 1 in training mode raises ``ValueError``: the attention branch applies BatchNorm to
     globally pooled (1x1) features, and with one sample each channel has a single value, so its batch
-    variance is undefined. Evaluation mode (running statistics) accepts one sample.
+    variance is undefined. Evaluation mode (running statistics) accepts one sample. An input smaller than
+    the dilated kernel after padding (no output position) raises a ``ValueError``.
 
     Example:
         >>> import torch, attnlib
@@ -128,6 +129,7 @@ class DynamicKernelAggregation(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.in_channels)
+        self._check_conv_input(x)
         B, C_in, H, W = x.shape
         alpha = self.kernel_attention(x)                # attention, eq. dka-attention: (B, K)
         self._record("attention", alpha)
