@@ -78,8 +78,8 @@ class DynamicKernelAggregation(AttentionBlock):
 
     Batch size 1 in training mode raises ``ValueError``: the attention branch applies BatchNorm to
     globally pooled (1x1) features, and with one sample each channel has a single value, so its batch
-    variance is undefined. Evaluation mode (running statistics) accepts one sample. An input smaller than
-    the dilated kernel after padding (no output position) raises a ``ValueError``.
+    variance is undefined. Evaluation mode (running statistics) accepts one sample.
+    An input smaller than the dilated kernel after padding (no output position) raises a ``ValueError``.
 
     Example:
         >>> import torch, attnlib
