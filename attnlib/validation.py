@@ -112,28 +112,30 @@ def check_divisible(channels: int, groups: int, channels_name: str, groups_name:
         raise ValueError(f"{channels_name}={channels} must be divisible by {groups_name}={groups}")
 
 
-def reduced_width(channels: int, reduction, *, minimum: int = 0, argument: str = "reduction") -> int:
+def reduced_width(channels: int, reduction, *, minimum: int = 0, argument: str = "reduction",
+                  channels_name: str = "channels") -> int:
     """The reduced width ``C_r = max(floor(C / r), minimum)`` used by every squeeze-excite style MLP.
 
     ``minimum`` is a paper's lower bound (SK's ``L``, coordinate attention's 8); without one, no clamping.
     The floor is exact for the decimal ``r`` as written: ``r = 1.6`` with ``C = 16`` gives 10 (binary
     floating point would give ``16 // 1.6 == 9.0``, because the float nearest 1.6 is slightly larger).
 
-    Raises ``ValueError`` (naming ``argument``) when ``r`` is not a positive number, when the width would
-    be 0 (instead of silently building a layer with no units) or larger than :data:`MAX_SIZE`.
+    Raises ``ValueError`` (naming ``argument`` and ``channels_name``, the block's name for C) when ``r`` is
+    not a positive number, when the width would be 0 (instead of silently building a layer with no units)
+    or larger than :data:`MAX_SIZE`.
     """
-    check_positive_int(channels, "channels")
+    check_positive_int(channels, channels_name)
     r = check_positive_float(reduction, argument)
     exact = Fraction(repr(r))                   # the decimal the user wrote: 1.6 -> 8/5, not 1.600...0888
     width = max(math.floor(channels / exact), minimum)
     if width < 1:
         raise ValueError(
-            f"{argument}={describe(reduction)} leaves a reduced width of 0 for channels={channels}; "
+            f"{argument}={describe(reduction)} leaves a reduced width of 0 for {channels_name}={channels}; "
             f"{argument} must be <= {channels}"
         )
     if width > MAX_SIZE:
         raise ValueError(
-            f"{argument}={describe(reduction)} gives a reduced width of {width} for channels={channels}, above "
+            f"{argument}={describe(reduction)} gives a reduced width of {width} for {channels_name}={channels}, above "
             f"the limit {MAX_SIZE}; {argument} must be >= {channels / MAX_SIZE:g}"
         )
     return width

@@ -96,7 +96,7 @@ class DynamicKernelAggregation(AttentionBlock):
         self._store_conv_arguments(args)
         self.num_kernels = check_positive_int(num_kernels, "num_kernels")
         self.reduction = reduction
-        self.reduced_channels = reduced_width(in_channels, reduction)
+        self.reduced_channels = reduced_width(in_channels, reduction, channels_name="in_channels")
         K, C_out, C_in_g = num_kernels, self.out_channels, in_channels // groups
         self.weight = nn.Parameter(torch.empty(K, C_out, C_in_g, kernel_size, kernel_size))  # W_k
         self.bias = nn.Parameter(torch.empty(K, C_out)) if bias else None  # b_k

@@ -114,7 +114,8 @@ class DyCAConv(AttentionBlock):
         self._store_conv_arguments(args)
         self.reduction = reduction
         self.min_reduced_channels = check_positive_int(min_reduced_channels, "min_reduced_channels")
-        self.reduced_channels = reduced_width(in_channels, reduction, minimum=min_reduced_channels)
+        self.reduced_channels = reduced_width(in_channels, reduction, minimum=min_reduced_channels,
+                                              channels_name="in_channels")
         self.pool = check_choice(pool, "pool", POOLS)
         C, C_r = in_channels, self.reduced_channels
         pool_cls = nn.AdaptiveAvgPool2d if pool == "avg" else nn.AdaptiveMaxPool2d

@@ -116,7 +116,7 @@ class DynamicConv2d(AttentionBlock):
         self.num_kernels = check_positive_int(num_kernels, "num_kernels")
         self.reduction = reduction
         if reduced_channels is None:
-            self.reduced_channels = reduced_width(in_channels, reduction)
+            self.reduced_channels = reduced_width(in_channels, reduction, channels_name="in_channels")
         else:
             check_positive_float(reduction, "reduction")  # still a valid number, though unused
             self.reduced_channels = check_positive_int(reduced_channels, "reduced_channels")

@@ -112,7 +112,8 @@ class SelectiveKernel(AttentionBlock):
         self.dilated = dilated
         self.bn_momentum = check_momentum(bn_momentum)
         self.reduction = reduction
-        self.width = reduced_width(out_channels, reduction, minimum=min_width)  # d = max(C / r, L)
+        # d = max(C / r, L)
+        self.width = reduced_width(out_channels, reduction, minimum=min_width, channels_name="out_channels")
         self.branches = nn.ModuleList()
         for m in range(num_branches):
             if dilated:
