@@ -11,17 +11,35 @@ Usage::
 docstring lists the tensors it records (its "Captured:" section). When the model runs several times
 inside one ``with``, each block keeps the tensors of its latest call.
 
-While the context is open every attnlib block in the model holds a reference to a small sink; on
-exit the reference is deleted, so no hook or attribute remains and, outside a capture, the blocks keep
-nothing.
+Threads: a capture belongs to the thread that opened it and records the forward passes run by that
+thread only. Two threads may capture the same model (or different ones) at the same time; each gets the
+maps of its own forward passes, and neither sees nor removes the other's. Within one thread, a block
+cannot be captured twice at once (a nested ``capture`` of it raises ``RuntimeError``).
+
+While a context is open every attnlib block in the model holds a reference to a small sink, one per
+capturing thread; on exit the thread's sink is removed, and with the last one the attribute itself, so
+no hook or attribute remains and, outside a capture, the blocks keep nothing. A block copied
+(``copy.deepcopy``) or saved (``torch.save``, ``pickle``) while it is being captured carries no sink:
+the copy records nothing and can be captured on its own.
 """
 
 from __future__ import annotations
 
+import numbers
+import threading
 from typing import Sequence
 
 import torch
 from torch import nn
+
+from .validation import describe
+
+#: the attribute, in a block's ``__dict__``, that holds ``{thread id: CaptureSink}`` while it is captured
+SINK_ATTRIBUTE = "_capture_sink"
+
+# Guards every change of a block's sinks. Each change replaces the whole dict (copy on write), so a
+# forward pass that reads the dict without the lock sees either the old or the new one, never a half.
+_LOCK = threading.Lock()
 
 
 class CaptureSink:
@@ -41,49 +59,94 @@ class CaptureSink:
         self._maps.setdefault(self._name, {})[key] = tensor
 
 
+def current_sink(module: nn.Module) -> CaptureSink | None:
+    """The sink of ``module`` for the calling thread, or ``None`` when this thread is not capturing it."""
+    sinks = module.__dict__.get(SINK_ATTRIBUTE)
+    return None if not sinks else sinks.get(threading.get_ident())
+
+
+def _check_queries(queries) -> list[tuple[float, float]] | None:
+    """``None``, or a list of (row, col) pairs of real numbers in [0, 1]; else ``ValueError``."""
+    if queries is None:
+        return None
+    form = "a list of (row, col) pairs with both in [0, 1], e.g. [(0.5, 0.5)], or None"
+    if isinstance(queries, (str, bytes)) or not isinstance(queries, (list, tuple)) or not queries:
+        raise ValueError(f"capture: queries must be {form}; got {describe(queries)}")
+    out = []
+    for q in queries:
+        if isinstance(q, (str, bytes)) or not isinstance(q, (list, tuple)) or len(q) != 2:
+            raise ValueError(f"capture: queries must be {form}; got the entry {describe(q)} in {describe(queries)}")
+        pair = []
+        for v in q:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"capture: each query must be (row, col) with both in [0, 1] ({form}); got "
+                                 f"{describe(q)}")
+            pair.append(float(v))
+        out.append(tuple(pair))
+    return out
+
+
 class capture:  # noqa: N801  (used as a context manager, like torch.no_grad)
     """Context manager that records the attention tensors of every attnlib block inside ``model``.
 
     Args:
         model: any ``nn.Module``; the attnlib blocks found among ``model.modules()`` are captured.
-        queries: for blocks whose map depends on a query position (Non-local), the query positions as
-            ``(row, col)`` fractions of the map in ``[0, 1]``; ``None`` means the centre ``(0.5, 0.5)``.
-        detach: store detached tensors (default). ``False`` keeps the autograd graph, e.g. to
+        queries: for blocks whose map depends on a query position (Non-local), a non-empty list of query
+            positions ``(row, col)``, fractions of the map in ``[0, 1]``; ``None`` means the centre
+            ``(0.5, 0.5)``.
+        detach: store detached tensors (default ``True``). ``False`` keeps the autograd graph, e.g. to
             differentiate a score through a map.
 
     Returns (from ``__enter__``): the dict ``{module name: {tensor name: tensor}}``, filled as the
-    model runs.
+    model runs in the thread that entered the context.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: malformed ``queries`` or a ``detach`` that is not a bool.
+        RuntimeError (on entering): a block of ``model`` is already being captured by this thread.
     """
 
     def __init__(self, model: nn.Module, *, queries: Sequence[tuple[float, float]] | None = None,
                  detach: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"capture(model): model must be an nn.Module, got {type(model).__name__}")
-        if queries is not None:
-            queries = [tuple(float(v) for v in q) for q in queries]
-            for q in queries:
-                if len(q) != 2 or not all(0.0 <= v <= 1.0 for v in q):
-                    raise ValueError(f"capture: each query must be (row, col) with both in [0, 1], got {q}")
+        if not isinstance(detach, bool):
+            raise ValueError(f"capture: detach must be True or False, got {describe(detach)}")
         self.model = model
-        self.queries = queries
+        self.queries = _check_queries(queries)
         self.detach = detach
         self.maps: dict[str, dict[str, torch.Tensor]] = {}
         self._blocks: list[nn.Module] = []
+        self._thread: int | None = None
 
     def __enter__(self) -> dict[str, dict[str, torch.Tensor]]:
         from .blocks.base import AttentionBlock
 
+        if self._blocks:
+            raise RuntimeError("capture: this capture object is already open; create a new one")
         self.maps = {}
+        me = threading.get_ident()
         blocks = [(n, m) for n, m in self.model.named_modules() if isinstance(m, AttentionBlock)]
-        busy = [n for n, m in blocks if "_capture_sink" in m.__dict__]
-        if busy:  # checked before attaching anything, so a refused capture leaves no sink behind
-            raise RuntimeError(f"capture: module {busy[0]!r} is already being captured")
-        for name, module in blocks:
-            module.__dict__["_capture_sink"] = CaptureSink(self.maps, name, self.queries, self.detach)
-            self._blocks.append(module)
+        with _LOCK:
+            busy = [n for n, m in blocks if me in m.__dict__.get(SINK_ATTRIBUTE, {})]
+            if busy:  # checked before attaching anything, so a refused capture leaves no sink behind
+                raise RuntimeError(f"capture: module {busy[0]!r} is already being captured")
+            for name, module in blocks:
+                sinks = dict(module.__dict__.get(SINK_ATTRIBUTE, {}))
+                sinks[me] = CaptureSink(self.maps, name, self.queries, self.detach)
+                module.__dict__[SINK_ATTRIBUTE] = sinks
+                self._blocks.append(module)
+            self._thread = me
         return self.maps
 
     def __exit__(self, *exc) -> None:
-        for module in self._blocks:
-            module.__dict__.pop("_capture_sink", None)
-        self._blocks = []
+        with _LOCK:
+            for module in self._blocks:
+                sinks = dict(module.__dict__.get(SINK_ATTRIBUTE, {}))
+                sinks.pop(self._thread, None)
+                if sinks:
+                    module.__dict__[SINK_ATTRIBUTE] = sinks
+                else:
+                    module.__dict__.pop(SINK_ATTRIBUTE, None)
+            self._blocks = []
+            self._thread = None

@@ -11,6 +11,8 @@ from typing import Callable
 
 from torch import nn
 
+from .validation import describe
+
 FAMILIES = ("channel", "spatial", "hybrid", "context", "dynamic")
 
 
@@ -66,11 +68,14 @@ def register(
 
 
 def _lookup(name: str) -> BlockInfo:
+    known = ", ".join(sorted(_REGISTRY))
+    if not isinstance(name, str):  # a list or a dict is unhashable: say what is wrong, not "unhashable type"
+        raise ValueError(f"a block name must be a string, one of: {known}; got {describe(name)} "
+                         f"({type(name).__name__})")
     try:
         return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown block {name!r}; known blocks: {known}") from None
+        raise ValueError(f"unknown block {describe(name)}; known blocks: {known}") from None
 
 
 def create_block(name: str, *args, **kwargs) -> nn.Module:

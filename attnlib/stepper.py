@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import torch
 
 from .registry import block_info, create_block
+from .validation import describe
 from .trace import SYMBOLS, Trace, _display_op, format_shape, trace_block
 
 __all__ = ["StepperHTML", "live_stepper", "render_step_html", "render_trace_html", "static_stepper"]
@@ -39,6 +40,8 @@ __all__ = ["StepperHTML", "live_stepper", "render_step_html", "render_trace_html
 INPUT_KEYS = ("B", "C", "H", "W")
 _INPUT_DEFAULTS = {"C": 64, "H": 16, "W": 16}
 _MAX_COMBINATIONS = 512
+#: the largest input a stepper traces, in values (B·C·H·W): every step's output is kept for the page
+MAX_INPUT_VALUES = 2**22
 _PRIMED = {"H": "height", "W": "width", "T": "time", "L": "length", "N": "positions", "C": "channels"}
 
 
@@ -88,6 +91,14 @@ def _constructor_keys(name: str) -> tuple[str, list[str]]:
 def _build_and_trace(name: str, setting: dict[str, Any], args: Sequence[Any]) -> Trace:
     """Build the registered block for ``setting`` (B/C/H/W plus constructor keywords) and trace it."""
     hyper = {k: v for k, v in setting.items() if k not in INPUT_KEYS}
+    for k in INPUT_KEYS:
+        v = setting[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INPUT_VALUES:
+            raise ValueError(f"{k} must be an integer >= 1 and <= {MAX_INPUT_VALUES}, got {describe(v)}")
+    values = setting["B"] * setting["C"] * setting["H"] * setting["W"]
+    if values > MAX_INPUT_VALUES:
+        raise ValueError(f"the input (B, C, H, W) = ({setting['B']}, {setting['C']}, {setting['H']}, {setting['W']}) "
+                         f"has {values} values; a stepper traces at most {MAX_INPUT_VALUES}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         block = create_block(name, setting["C"], *args, **hyper)
@@ -420,7 +431,9 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
 def _value_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v)) if abs(v) < 1e15 else repr(v)
-    return str(v)
+    if isinstance(v, str):
+        return v
+    return describe(v)  # never fails, and shortens enormous values (str(10**5000) raises)
 
 
 # ---------------------------------------------------------------------------------------- front ends
@@ -501,7 +514,7 @@ def static_stepper(name: str, grid: dict[str, Sequence[Any]], *, fixed: dict[str
         key = "|".join(str(i) for i in idx)
         try:
             t = _build_and_trace(name, setting, args)
-        except (ValueError, TypeError, RuntimeError) as exc:
+        except Exception as exc:  # any failure of one setting is that setting's error, never the page's
             desc = ", ".join(f"{k}={_value_text(setting[k])}" for k in keys)
             errors[desc] = _error_text(exc)
             settings[key] = {"e": _error_text(exc)}
@@ -712,7 +725,7 @@ class _LiveStepper:
         try:
             self.trace = _build_and_trace(self.name, self.setting, self.args)
             self.error = None
-        except (ValueError, TypeError, RuntimeError) as exc:
+        except Exception as exc:  # any failure of one setting is shown in the view, never raised
             self.trace = None
             self.error = _error_text(exc)
         if self.trace is not None and old is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .validation import check_positive_float, check_positive_int
+from .validation import check_positive_int, check_temperature
 
 __all__ = ["TemperatureAnnealer", "linear_temperature", "set_temperature", "temperature_blocks"]
 
@@ -34,10 +34,11 @@ def temperature_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def set_temperature(model: nn.Module, temperature: float) -> int:
     """Set the softmax temperature of every dynamic block in ``model``; return how many were set.
 
-    Raises ``ValueError`` when ``temperature`` is not a finite number > 0 or when ``model`` contains no
+    Raises ``ValueError`` when ``temperature`` is not a finite number >= 1e-3
+    (``validation.MIN_TEMPERATURE``) or when ``model`` contains no
     block with a temperature (a silent no-op would hide a wrong model).
     """
-    temperature = check_positive_float(temperature, "temperature")
+    temperature = check_temperature(temperature)
     blocks = temperature_blocks(model)
     if not blocks:
         raise ValueError(f"set_temperature: {type(model).__name__} contains no block with a temperature "
@@ -50,10 +51,10 @@ def set_temperature(model: nn.Module, temperature: float) -> int:
 def linear_temperature(t: int, duration: int, *, start: float = 30.0, end: float = 1.0) -> float:
     """The temperature after ``t`` epochs (or steps) of a linear schedule from ``start`` to ``end`` over
     ``duration`` epochs: ``start`` at ``t = 0``, exactly ``end`` for every ``t >= duration``."""
-    check_positive_int(t, "t", minimum=0)
-    check_positive_int(duration, "duration")
-    start = check_positive_float(start, "start")
-    end = check_positive_float(end, "end")
+    check_positive_int(t, "t", minimum=0, maximum=2**62)
+    check_positive_int(duration, "duration", maximum=2**62)
+    start = check_temperature(start, "start")
+    end = check_temperature(end, "end")
     if t >= duration:
         return end
     return start + (end - start) * t / duration
@@ -82,9 +83,9 @@ class TemperatureAnnealer:
     """
 
     def __init__(self, model: nn.Module, *, start: float = 30.0, end: float = 1.0, duration: int):
-        self.start = check_positive_float(start, "start")
-        self.end = check_positive_float(end, "end")
-        self.duration = check_positive_int(duration, "duration")
+        self.start = check_temperature(start, "start")
+        self.end = check_temperature(end, "end")
+        self.duration = check_positive_int(duration, "duration", maximum=2**62)
         self.model = model
         self.t = 0
         set_temperature(model, self.start)
@@ -103,7 +104,7 @@ class TemperatureAnnealer:
 
     def load_state_dict(self, state: dict) -> None:
         """Resume the schedule at ``state["t"]`` and set the matching temperature."""
-        self.t = check_positive_int(state["t"], "t", minimum=0)
+        self.t = check_positive_int(state["t"], "t", minimum=0, maximum=2**62)
         self.temperature = linear_temperature(self.t, self.duration, start=self.start, end=self.end)
         set_temperature(self.model, self.temperature)
 

@@ -14,7 +14,7 @@ the sigmoid (``batch_norm=True``), it concatenates ``[max; avg]`` instead of the
 so that every spatial gate starts at σ(0) = 0.5 (``zero_init_bn=True``). The paper gives no
 initialisation; the MLP keeps PyTorch's default (the official ResNet zeroes its biases) and the 7x7
 convolution uses the official ResNet's Kaiming-normal (fan-out) initialisation. The official spatial
-BatchNorm uses momentum 0.01; this module keeps PyTorch's 0.1.
+BatchNorm uses momentum 0.01 (``bn_momentum=0.01``); by default this module keeps PyTorch's 0.1.
 
 Equations:
     cbam-channel-pool: F_avg^c, F_max^c = AvgPool(F), MaxPool(F) over H, W, each (B, C)
@@ -35,17 +35,11 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ..validation import check_choice, check_positive_int, reduced_width
+from ..validation import check_bool, check_choice, check_momentum, check_positive_int, reduced_width
 from .base import AttentionBlock
 
 PAPER = "CBAM: Convolutional Block Attention Module"
 POOL_ORDERS = ("avg_max", "max_avg")
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 @register("cbam_channel", family="channel", paper=PAPER, year=2018, arxiv="1807.06521", chapter="cbam")
@@ -139,6 +133,9 @@ class CBAMSpatial(AttentionBlock):
             gate starts at 0.5 (default ``False``: γ = 1). Requires ``batch_norm=True``.
         pool_order: ``"avg_max"`` (paper: :math:`[\mathrm{AvgPool}; \mathrm{MaxPool}]`) or ``"max_avg"``
             (official code): which pooled map is input channel 0 of the convolution.
+        bn_momentum: momentum of that BatchNorm's running statistics, in [0, 1] (PyTorch's convention;
+            default 0.1, PyTorch's default; the official code uses 0.01). Requires ``batch_norm=True``
+            when it is not 0.1.
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -162,20 +159,23 @@ class CBAMSpatial(AttentionBlock):
     """
 
     def __init__(self, channels: int, *, kernel_size: int = 7, batch_norm: bool = False, zero_init_bn: bool = False,
-                 pool_order: str = "avg_max"):
+                 pool_order: str = "avg_max", bn_momentum: float = 0.1):
         super().__init__()
         self.channels = check_positive_int(channels, "channels")
         check_positive_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be an odd integer >= 1 (padding k // 2 keeps H x W), got {kernel_size}")
         self.kernel_size = kernel_size
-        self.batch_norm = _check_bool(batch_norm, "batch_norm")
-        self.zero_init_bn = _check_bool(zero_init_bn, "zero_init_bn")
+        self.batch_norm = check_bool(batch_norm, "batch_norm")
+        self.zero_init_bn = check_bool(zero_init_bn, "zero_init_bn")
         if zero_init_bn and not batch_norm:
             raise ValueError("zero_init_bn=True needs batch_norm=True (there is no BatchNorm scale to set to 0)")
         self.pool_order = check_choice(pool_order, "pool_order", POOL_ORDERS)
+        self.bn_momentum = check_momentum(bn_momentum)
+        if self.bn_momentum != 0.1 and not batch_norm:
+            raise ValueError(f"bn_momentum={bn_momentum!r} needs batch_norm=True (without it there is no BatchNorm)")
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)  # f^{kxk}: (1, 2, k, k)
-        self.bn = nn.BatchNorm2d(1) if batch_norm else None
+        self.bn = nn.BatchNorm2d(1, momentum=self.bn_momentum) if batch_norm else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -209,8 +209,9 @@ class CBAMSpatial(AttentionBlock):
         return x * s                                    # scale, eq. cbam-spatial-scale: (B, C, H, W)
 
     def extra_repr(self) -> str:
+        momentum = f", bn_momentum={self.bn_momentum:g}" if self.batch_norm else ""
         return (f"channels={self.channels}, kernel_size={self.kernel_size}, batch_norm={self.batch_norm}, "
-                f"zero_init_bn={self.zero_init_bn}, pool_order={self.pool_order!r}")
+                f"zero_init_bn={self.zero_init_bn}, pool_order={self.pool_order!r}{momentum}")
 
 
 @register("cbam", family="hybrid", paper=PAPER, year=2018, arxiv="1807.06521", chapter="cbam")
@@ -233,6 +234,7 @@ class CBAM(AttentionBlock):
             at 0.5 everywhere (default ``False``).
         pool_order: ``"avg_max"`` (paper) or ``"max_avg"`` (official code), the order of the spatial
             gate's pooled maps.
+        bn_momentum: momentum of the spatial BatchNorm (default 0.1, PyTorch's; official code: 0.01).
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -258,12 +260,12 @@ class CBAM(AttentionBlock):
     """
 
     def __init__(self, channels: int, *, reduction: float = 16, kernel_size: int = 7, batch_norm: bool = False,
-                 zero_init_bn: bool = False, pool_order: str = "avg_max"):
+                 zero_init_bn: bool = False, pool_order: str = "avg_max", bn_momentum: float = 0.1):
         super().__init__()
         self.channels = channels
         self.channel = CBAMChannel(channels, reduction=reduction)
         self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, batch_norm=batch_norm,
-                                   zero_init_bn=zero_init_bn, pool_order=pool_order)
+                                   zero_init_bn=zero_init_bn, pool_order=pool_order, bn_momentum=bn_momentum)
 
     def reset_parameters(self) -> None:
         self.channel.reset_parameters()

@@ -79,6 +79,7 @@ class DynamicKernelAggregation(AttentionBlock):
     Batch size 1 in training mode raises ``ValueError``: the attention branch applies BatchNorm to
     globally pooled (1x1) features, and with one sample each channel has a single value, so its batch
     variance is undefined. Evaluation mode (running statistics) accepts one sample.
+    An input smaller than the dilated kernel after padding (no output position) raises a ``ValueError``.
 
     Example:
         >>> import torch, attnlib
@@ -95,7 +96,7 @@ class DynamicKernelAggregation(AttentionBlock):
         self._store_conv_arguments(args)
         self.num_kernels = check_positive_int(num_kernels, "num_kernels")
         self.reduction = reduction
-        self.reduced_channels = reduced_width(in_channels, reduction)
+        self.reduced_channels = reduced_width(in_channels, reduction, channels_name="in_channels")
         K, C_out, C_in_g = num_kernels, self.out_channels, in_channels // groups
         self.weight = nn.Parameter(torch.empty(K, C_out, C_in_g, kernel_size, kernel_size))  # W_k
         self.bias = nn.Parameter(torch.empty(K, C_out)) if bias else None  # b_k
@@ -128,6 +129,7 @@ class DynamicKernelAggregation(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.in_channels)
+        self._check_conv_input(x)
         B, C_in, H, W = x.shape
         alpha = self.kernel_attention(x)                # attention, eq. dka-attention: (B, K)
         self._record("attention", alpha)

@@ -93,7 +93,9 @@ class DyCAConv(AttentionBlock):
         :math:`g^h`); ``gate``: :math:`a`, shape :math:`(B, C, H, W)`.
 
     Batch size 1 in training mode works while the output has more than one position (the attention
-    branch's BatchNorm sees H + W >= 2 positions; the output BatchNorm sees H' W' positions).
+    branch's BatchNorm sees H + W >= 2 positions; the output BatchNorm sees B H' W' values per channel):
+    a batch of one whose output is 1x1 raises a ``ValueError`` in training mode (eval mode accepts it).
+    An input smaller than the dilated kernel after padding (no output position) raises a ``ValueError``.
 
     Example:
         >>> import torch, attnlib
@@ -112,7 +114,8 @@ class DyCAConv(AttentionBlock):
         self._store_conv_arguments(args)
         self.reduction = reduction
         self.min_reduced_channels = check_positive_int(min_reduced_channels, "min_reduced_channels")
-        self.reduced_channels = reduced_width(in_channels, reduction, minimum=min_reduced_channels)
+        self.reduced_channels = reduced_width(in_channels, reduction, minimum=min_reduced_channels,
+                                              channels_name="in_channels")
         self.pool = check_choice(pool, "pool", POOLS)
         C, C_r = in_channels, self.reduced_channels
         pool_cls = nn.AdaptiveAvgPool2d if pool == "avg" else nn.AdaptiveMaxPool2d
@@ -158,6 +161,10 @@ class DyCAConv(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.in_channels)
+        self._check_conv_input(x)
+        H_out = (x.shape[2] + 2 * self.padding - self.dilation * (self.kernel_size - 1) - 1) // self.stride + 1
+        W_out = (x.shape[3] + 2 * self.padding - self.dilation * (self.kernel_size - 1) - 1) // self.stride + 1
+        self._check_batch_statistics(x.shape[0] * H_out * W_out, "the output BatchNorm (bn)", x)
         a, g_h, g_w, pi = self.gate(x)
         if self._capturing:
             self._record("g_h", g_h)

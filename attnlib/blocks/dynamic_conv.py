@@ -22,6 +22,14 @@ anneals it. The paper does not give the initialisation: every kernel :math:`W_k`
 gets ``nn.Conv2d``'s default (Kaiming uniform with ``a = sqrt(5)``, i.e. bound ``1/sqrt(fan_in)``, with
 ``fan_in = C_in / G * k * k``); the attention FCs get ``nn.Linear``'s default. Square kernels only.
 
+The widely used reference code differs in the attention branch, and both differences are options: its
+first layer has no bias (``attention_bias=False``) and its hidden width is ``int(C_in / 4) + 1``, not
+``floor(C_in / 4)`` (``reduced_channels=in_channels // 4 + 1``).
+
+The softmax subtracts each row's largest logit before dividing by :math:`\tau` (the same softmax), so
+a small temperature gives a sharp but finite attention in every float format; :math:`\tau` must be at
+least ``attnlib.validation.MIN_TEMPERATURE`` (1e-3).
+
 Book chapter: ``book/dynamic_conv.md``.
 """
 
@@ -34,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ..validation import check_divisible, check_positive_float, check_positive_int, conv_arguments, reduced_width
+from ..validation import check_bool, check_positive_float, check_positive_int, check_temperature, conv_arguments, reduced_width
 from .base import AttentionBlock
 
 
@@ -62,8 +70,13 @@ class DynamicConv2d(AttentionBlock):
         bias: whether each of the K kernels has a bias :math:`b_k` (default True).
         num_kernels: K, the number of kernels (paper: 4).
         reduction: r of the attention branch, :math:`C_r = \lfloor C_{in}/r \rfloor` (paper: 4).
-        temperature: :math:`\tau` of the softmax (paper: 30 at the start of training, annealed to 1; use
-            :func:`attnlib.temperature.set_temperature` or :class:`attnlib.temperature.TemperatureAnnealer`).
+        temperature: :math:`\tau` of the softmax, at least 1e-3 (paper: 30 at the start of training,
+            annealed to 1; use :func:`attnlib.temperature.set_temperature` or
+            :class:`attnlib.temperature.TemperatureAnnealer`).
+        reduced_channels: :math:`C_r` given directly, overriding ``reduction`` (default ``None``: computed
+            from ``reduction``). The reference code uses ``in_channels // 4 + 1``.
+        attention_bias: whether the attention's first layer has its bias :math:`b_1` (default True; the
+            reference code has none).
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)`
@@ -75,12 +88,13 @@ class DynamicConv2d(AttentionBlock):
             like ``nn.Conv2d.weight`` (Kaiming uniform, ``a = sqrt(5)``).
         bias: the K biases :math:`b_k`, shape :math:`(K, C_{out})` (or ``None``), uniform
             :math:`\pm 1/\sqrt{C_{in} k^2 / G}` like ``nn.Conv2d.bias``.
-        fc1: :math:`W_1, b_1`, ``nn.Linear(C_in, C_r)``.
+        fc1: :math:`W_1, b_1`, ``nn.Linear(C_in, C_r)`` (no :math:`b_1` with ``attention_bias=False``).
         fc2: :math:`W_2, b_2`, ``nn.Linear(C_r, K)``.
 
     Captured:
         ``attention``: :math:`\pi`, shape :math:`(B, K)` (each row sums to 1).
 
+    An input smaller than the dilated kernel after padding (no output position) raises a ``ValueError``.
     Batch size 1 in training mode works (no BatchNorm). Every sample gets its own kernel: the
     attention is never averaged over the batch. The temperature is a plain attribute, not part of the
     ``state_dict``; :meth:`attnlib.temperature.TemperatureAnnealer.state_dict` resumes a schedule.
@@ -94,18 +108,24 @@ class DynamicConv2d(AttentionBlock):
 
     def __init__(self, in_channels: int, out_channels: int | None = None, kernel_size: int = 3, *,
                  stride: int = 1, padding: int | None = None, dilation: int = 1, groups: int = 1,
-                 bias: bool = True, num_kernels: int = 4, reduction: float = 4, temperature: float = 30.0):
+                 bias: bool = True, num_kernels: int = 4, reduction: float = 4, temperature: float = 30.0,
+                 reduced_channels: int | None = None, attention_bias: bool = True):
         super().__init__()
         args = conv_arguments(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self._store_conv_arguments(args)
         self.num_kernels = check_positive_int(num_kernels, "num_kernels")
         self.reduction = reduction
-        self.reduced_channels = reduced_width(in_channels, reduction)
-        self.temperature = check_positive_float(temperature, "temperature")
+        if reduced_channels is None:
+            self.reduced_channels = reduced_width(in_channels, reduction, channels_name="in_channels")
+        else:
+            check_positive_float(reduction, "reduction")  # still a valid number, though unused
+            self.reduced_channels = check_positive_int(reduced_channels, "reduced_channels")
+        self.attention_bias = check_bool(attention_bias, "attention_bias")
+        self.temperature = check_temperature(temperature)
         K, C_out, C_in_g = num_kernels, self.out_channels, in_channels // groups
         self.weight = nn.Parameter(torch.empty(K, C_out, C_in_g, kernel_size, kernel_size))  # W_k
         self.bias = nn.Parameter(torch.empty(K, C_out)) if bias else None  # b_k
-        self.fc1 = nn.Linear(in_channels, self.reduced_channels)  # W1: (C_r, C_in)
+        self.fc1 = nn.Linear(in_channels, self.reduced_channels, bias=attention_bias)  # W1: (C_r, C_in)
         self.fc2 = nn.Linear(self.reduced_channels, num_kernels)  # W2: (K, C_r)
         self.reset_parameters()
 
@@ -120,17 +140,19 @@ class DynamicConv2d(AttentionBlock):
         self.fc2.reset_parameters()
 
     def set_temperature(self, temperature: float) -> None:
-        """Set the softmax temperature :math:`\\tau` (> 0) used from the next forward on."""
-        self.temperature = check_positive_float(temperature, "temperature")
+        """Set the softmax temperature :math:`\\tau` (>= 1e-3) used from the next forward on."""
+        self.temperature = check_temperature(temperature)
 
     def kernel_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The attention :math:`\\pi` over the K kernels, shape (B, K), for an input (B, C_in, H, W)."""
         z = x.mean(dim=(2, 3))                          # pool, eq. dyconv-pool: (B, C_in)
         logits = self.fc2(torch.relu(self.fc1(z)))      # attention logits, eq. dyconv-attention: (B, K)
+        logits = logits - logits.amax(dim=1, keepdim=True).detach()  # shift, softmax unchanged: (B, K)
         return torch.softmax(logits / self.temperature, dim=1)  # softmax, eq. dyconv-attention: (B, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.in_channels)
+        self._check_conv_input(x)
         B, C_in, H, W = x.shape
         pi = self.kernel_attention(x)                   # attention, eq. dyconv-attention: (B, K)
         self._record("attention", pi)
@@ -146,4 +168,6 @@ class DynamicConv2d(AttentionBlock):
              f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
              f"bias={self.bias is not None}, num_kernels={self.num_kernels}, "
              f"reduced_channels={self.reduced_channels}, temperature={self.temperature:g}")
+        if not self.attention_bias:
+            s += ", attention_bias=False"
         return s

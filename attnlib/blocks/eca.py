@@ -8,10 +8,12 @@ convolution of size k across the channel axis, so each channel's gate depends on
 and no dimensionality reduction is needed. The kernel size grows with log2 C, so wider layers see wider
 neighbourhoods.
 
-Deviations from the paper: none. The paper writes ``k = |(log2 C + b) / γ|_odd`` (nearest odd number);
-like the official code we take ``t = floor(|(log2 C + b) / γ|)`` and add 1 when ``t`` is even, which is
-the nearest odd number with ties broken upwards (e.g. C=128: t=4 gives k=5). The paper does not state an
-initialisation for the 1-D convolution; the official code leaves PyTorch's default, and so do we.
+Deviations from the paper: none. The paper writes ``k = |(log2 C + b) / γ|_odd`` (nearest odd number)
+and computes it as ``t = floor(|(log2 C + b) / γ|)``, plus 1 when ``t`` is even, which is the nearest odd
+number with ties broken upwards (e.g. C=128: t=4 gives k=5); this module uses that rule. The official
+code never computes k: its layers take ``k_size`` as an argument (the released ResNet-50 passes 3, 5, 5, 7
+per stage, ``kernel_size`` here). The paper does not state an initialisation for the 1-D convolution; the
+official code leaves PyTorch's default, and so do we.
 
 Equations:
     eca-kernel: k = ψ(C) = |(log2 C + b) / γ|_odd, the adaptive kernel size
@@ -30,15 +32,16 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ..validation import check_positive_float, check_positive_int
+from ..validation import MAX_SIZE, as_float, check_positive_float, check_positive_int, describe
 from .base import AttentionBlock
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
     """The adaptive kernel size ``k = ψ(C) = |(log2 C + b) / γ|_odd`` of ECA (eq. eca-kernel).
 
-    ``|t|_odd`` is the nearest odd number to ``t``, ties broken upwards, computed as the official code
-    does: ``floor(|t|)``, plus 1 if that is even.
+    ``|t|_odd`` is the nearest odd number to ``t``, ties broken upwards, computed by the paper's rule:
+    ``floor(|t|)``, plus 1 if that is even. ``gamma`` must be a positive number, ``b`` a finite number,
+    and together they must give a kernel size of at most :data:`attnlib.validation.MAX_SIZE`.
 
     Example:
         >>> [eca_kernel_size(c) for c in (64, 128, 256, 512, 1024, 2048)]
@@ -46,9 +49,13 @@ def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
     """
     check_positive_int(channels, "channels")
     gamma = check_positive_float(gamma, "gamma")
-    if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
-        raise ValueError(f"b must be a finite number, got {b!r}")
-    t = int(abs((math.log2(channels) + b) / gamma))  # eq. eca-kernel
+    b = as_float(b, "b")
+    t = abs((math.log2(channels) + b) / gamma)       # eq. eca-kernel
+    if not t < MAX_SIZE:                             # also catches an overflow to inf
+        raise ValueError(f"gamma={describe(gamma)} and b={describe(b)} give |(log2 C + b) / gamma| = {t:g} for "
+                         f"channels={channels}, a kernel size above the limit {MAX_SIZE}; use a larger gamma or a "
+                         f"smaller |b|")
+    t = int(t)
     return t if t % 2 else t + 1
 
 

@@ -14,7 +14,10 @@ Equations (book labels):
       shape (B, K, C).
 
 Both the distances and the aggregation go through matrix products, so the largest intermediate has
-B·K·N entries; the expanded formulation with a (B, N, K, C) tensor of residuals is never built.
+B·K·N entries; the expanded formulation with a (B, N, K, C) tensor of residuals is never built. Features
+and codewords are first measured from the codewords' mean m (distances and residuals are unchanged by a
+common shift): far from the origin, ``||x||^2 - 2 x·d + ||d||^2`` would otherwise subtract numbers of size
+``||x||^2`` to get a small distance and lose most of float32's digits. This adds one (B, C, N) tensor.
 
 Deviations from the paper: none by default. Parameters, names and initialisation follow the reference
 code: ``codewords`` :math:`d \\in \\mathbb{R}^{K \\times C}` uniform :math:`\\pm 1/\\sqrt{KC}` and ``scale``
@@ -120,6 +123,11 @@ class Encoding(AttentionBlock):
         d = self.codewords.float() if low else self.codewords  # codewords d_k, eq. enc-distance: (K, C)
         scale = -self.smoothing() if self.positive_scale else self.scale  # -s_k, eq. enc-assign: (K,)
         scale = scale.float() if low else scale
+        # Distances and residuals do not change when x and d move by the same vector m; measured from the
+        # codewords' centre, ||x||^2 and ||d||^2 stay small and the expansion does not cancel.
+        m = d.mean(dim=0).detach()                      # centre of the codewords, eq. enc-distance: (C,)
+        X = X - m[:, None]                              # centred features, eq. enc-distance: (B, C, N)
+        d = d - m                                       # centred codewords, eq. enc-distance: (K, C)
         xx = (X * X).sum(dim=1, keepdim=True)           # ||x_i||^2, eq. enc-distance: (B, 1, N)
         dd = (d * d).sum(dim=1)[:, None]                # ||d_k||^2, eq. enc-distance: (K, 1)
         dist = xx - 2 * (d @ X) + dd                    # squared distances, eq. enc-distance: (B, K, N)

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ..validation import check_positive_float, check_positive_int, reduced_width
+from ..validation import MAX_SIZE, check_positive_float, check_positive_int, reduced_width
 from .base import AttentionBlock
 from .encoding import Encoding
 
@@ -114,9 +114,11 @@ class LVC(AttentionBlock):
     Captured:
         ``gamma``: the channel gate :math:`\gamma`, shape :math:`(B, C)`.
 
-    Batch size 1 in training mode works: the BatchNorms of the bottleneck and of ``reduce_bn`` see H·W
-    values per channel, and ``code_bn`` normalises each codeword over the B·C entries of its residual
-    vectors (C values when B = 1).
+    Batch size 1 in training mode works when the map has more than one position: the BatchNorms of the
+    bottleneck and of ``reduce_bn`` see B·H·W values per channel, and ``code_bn`` normalises each codeword
+    over the B·C entries of its residual vectors (C values when B = 1). A batch of one 1x1 map raises a
+    ``ValueError`` in training mode (eval mode accepts it). ``channels`` must be at least 4 (the bottleneck
+    has C // 4 channels).
 
     Example:
         >>> import torch, attnlib
@@ -127,7 +129,8 @@ class LVC(AttentionBlock):
 
     def __init__(self, channels: int, *, num_codes: int = 64, positive_scale: bool = False):
         super().__init__()
-        self.channels = check_positive_int(channels, "channels")
+        # the bottleneck's width is C // 4: at least 4 channels
+        self.channels = check_positive_int(channels, "channels", minimum=4)
         self.num_codes = check_positive_int(num_codes, "num_codes")
         self.bottleneck = _Bottleneck(channels)
         self.reduce_conv = nn.Conv2d(channels, channels, 1, bias=False)  # W_v: (C, C, 1, 1)
@@ -159,6 +162,7 @@ class LVC(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
+        self._check_batch_statistics(x.shape[0] * x.shape[2] * x.shape[3], "the bottleneck's BatchNorm", x)
         u, gamma = self.gate(x)                         # eq. lvc-bottleneck: (B, C, H, W); eq. lvc-gamma: (B, C)
         self._record("gamma", gamma)
         return self.rescale(u, gamma)                   # eq. lvc-out: (B, C, H, W)
@@ -178,6 +182,9 @@ class _LightMLP(nn.Module):
         if hidden < 1:
             raise ValueError(f"mlp_ratio={mlp_ratio!r} leaves a hidden width of 0 for channels={channels}; "
                              f"mlp_ratio must be >= {1 / channels:g}")
+        if hidden > MAX_SIZE:
+            raise ValueError(f"mlp_ratio={mlp_ratio!r} gives a hidden width of {hidden} for channels={channels}, "
+                             f"above the limit {MAX_SIZE}; mlp_ratio must be <= {MAX_SIZE / channels:g}")
         k = mixer_kernel_size
         self.layer_scale_init = layer_scale_init
         self.norm1 = nn.GroupNorm(1, channels)
@@ -244,8 +251,10 @@ class EVC(AttentionBlock):
     Captured:
         ``gamma``: the LVC branch's channel gate :math:`\gamma`, shape :math:`(B, C)`.
 
-    Batch size 1 in training mode works: every BatchNorm sees H·W values per channel (or C values per
-    codeword for the LVC's ``code_bn``), GroupNorm is per sample.
+    Batch size 1 in training mode works when the map has more than one position: every BatchNorm sees
+    B·H·W values per channel (or B·C values per codeword for the LVC's ``code_bn``), GroupNorm is per
+    sample; a batch of one 1x1 map raises a ``ValueError`` in training mode (eval mode accepts it).
+    ``channels`` must be at least 4, as for :class:`LVC`.
 
     Example:
         >>> import torch, attnlib
@@ -257,7 +266,7 @@ class EVC(AttentionBlock):
     def __init__(self, channels: int, *, num_codes: int = 64, mlp_ratio: float = 4.0,
                  layer_scale_init: float = 1e-5, mixer_kernel_size: int = 1):
         super().__init__()
-        self.channels = check_positive_int(channels, "channels")
+        self.channels = check_positive_int(channels, "channels", minimum=4)  # its LVC needs C // 4 >= 1
         self.num_codes = check_positive_int(num_codes, "num_codes")
         self.mlp_ratio = check_positive_float(mlp_ratio, "mlp_ratio")
         self.layer_scale_init = check_positive_float(layer_scale_init, "layer_scale_init")
@@ -278,6 +287,7 @@ class EVC(AttentionBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, self.channels)
+        self._check_batch_statistics(x.shape[0] * x.shape[2] * x.shape[3], "the stem's BatchNorm (stem_bn)", x)
         s = torch.relu(self.stem_bn(self.stem_conv(x)))  # 7x7 conv + BN + ReLU, eq. evc-stem: (B, C, H, W)
         s = F.max_pool2d(s, 3, stride=1, padding=1)     # 3x3 max-pool, stride 1, eq. evc-stem: (B, C, H, W)
         u, gamma = self.lvc.gate(s)                     # LVC branch, eq. lvc-bottleneck: (B, C, H, W); eq. lvc-gamma: (B, C)

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ..validation import check_choice, reduced_width
+from ..validation import check_bool, check_choice, describe, reduced_width
 from .base import AttentionBlock
 
 MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
@@ -66,12 +66,6 @@ IMPLEMENTATIONS = ("fast", "explicit")
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _POOL = {1: (nn.MaxPool1d, 2), 2: (nn.MaxPool2d, (2, 2)), 3: (nn.MaxPool3d, (1, 2, 2))}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-
-
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 @register("nonlocal", family="context", paper="Non-local Neural Networks", year=2018, arxiv="1711.07971",
@@ -126,7 +120,9 @@ class NonLocal(AttentionBlock):
         1-D: :math:`(B, Q, L')`, the query at fraction ``col`` of L. 3-D: :math:`(B, Q, T, H', W')`, the
         query in the middle frame :math:`\lfloor T/2 \rfloor`. Only the Q requested rows are computed.
 
-    Batch size 1 in training mode works (the BatchNorm sees every position of the sample).
+    Batch size 1 in training mode works while the sample has more than one position (the BatchNorm
+    sees every position of the sample): a single position (B = 1 with a 1x1 map, L = 1 or T = H = W = 1,
+    possible only without ``sub_sample``) raises a ``ValueError`` in training mode; eval mode accepts it.
 
     Example:
         >>> import torch, attnlib
@@ -144,15 +140,15 @@ class NonLocal(AttentionBlock):
                  sub_sample: bool = True, reduction: float = 2, scale_logits: bool = False,
                  implementation: str = "fast"):
         super().__init__()
-        if isinstance(dimension, bool) or dimension not in (1, 2, 3):
-            raise ValueError(f"NonLocal: dimension must be one of (1, 2, 3), got {dimension!r}")
+        if type(dimension) is not int or dimension not in (1, 2, 3):  # 2.0 or True are not dimensions
+            raise ValueError(f"NonLocal: dimension must be one of the ints (1, 2, 3), got {describe(dimension)}")
         self.channels = channels
         self.mode = check_choice(mode, "mode", MODES)
         self.dimension = dimension
-        self.sub_sample = _check_flag(sub_sample, "sub_sample")
+        self.sub_sample = check_bool(sub_sample, "sub_sample")
         self.reduction = reduction
         self.inner_channels = reduced_width(channels, reduction)
-        self.scale_logits = _check_flag(scale_logits, "scale_logits")
+        self.scale_logits = check_bool(scale_logits, "scale_logits")
         if scale_logits and mode not in ("embedded_gaussian", "gaussian"):
             raise ValueError(
                 f"scale_logits=True applies to the softmax modes ('embedded_gaussian', 'gaussian') only; "
@@ -309,6 +305,7 @@ class NonLocal(AttentionBlock):
         self._check(x, self.channels)
         self._check_size(x)
         B = x.shape[0]
+        self._check_batch_statistics(x.numel() // x.shape[1], "the output BatchNorm (bn)", x)  # B * N values
         q, k, v, key_grid = self.embed(x)
         if self._capturing:
             rows = torch.tensor(self._query_indices(tuple(x.shape[2:])), device=x.device)  # queries: (Q)

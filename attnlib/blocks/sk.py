@@ -11,7 +11,9 @@ Deviations from the paper: none. The larger kernels are by default 3x3 convoluti
 2, 3, ... (the paper's efficient choice: the 5x5 branch is a dilated 3x3); ``dilated=False`` builds true
 5x5, 7x7, ... kernels. The paper writes the select matrices (its A, B) without biases and so does this
 module. The paper gives no initialisation; the branch convolutions use Kaiming-normal (fan-out, ReLU)
-as in ResNet/ResNeXt, BatchNorms γ = 1, β = 0, and the two linear layers PyTorch's default.
+as in ResNet/ResNeXt, BatchNorms γ = 1, β = 0, and the two linear layers PyTorch's default. The released
+Caffe models update the BatchNorm statistics with ``moving_average_fraction`` 0.95, i.e. momentum 0.05 in
+PyTorch's convention: ``bn_momentum=0.05``; the default keeps PyTorch's 0.1.
 
 Equations:
     sk-split: U_m = δ(BN(conv_m(X))), branch m with effective kernel 3 + 2m (m = 0..M-1), (B, C, H, W)
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ..validation import check_divisible, check_positive_int, reduced_width
+from ..validation import check_bool, check_divisible, check_momentum, check_positive_int, reduced_width
 from .base import AttentionBlock
 
 
@@ -60,6 +62,8 @@ class SelectiveKernel(AttentionBlock):
         reduction: r, the reduction ratio of the fuse layer (paper: 16).
         min_width: L, the minimum width d of the fuse layer (paper: 32).
         dilated: ``True`` (paper's default) for dilated 3x3 kernels, ``False`` for true large kernels.
+        bn_momentum: momentum of every BatchNorm's running statistics (the M branch BatchNorms and
+            ``fc_bn``), in [0, 1], PyTorch's convention (default 0.1; the released Caffe models: 0.05).
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)`
@@ -90,7 +94,8 @@ class SelectiveKernel(AttentionBlock):
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None, *, stride: int = 1, num_branches: int = 2,
-                 groups: int = 32, reduction: float = 16, min_width: int = 32, dilated: bool = True):
+                 groups: int = 32, reduction: float = 16, min_width: int = 32, dilated: bool = True,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.in_channels = check_positive_int(in_channels, "in_channels")
         out_channels = in_channels if out_channels is None else out_channels
@@ -103,11 +108,12 @@ class SelectiveKernel(AttentionBlock):
         check_divisible(in_channels, groups, "in_channels")
         check_divisible(out_channels, groups, "out_channels")
         self.min_width = check_positive_int(min_width, "min_width")
-        if not isinstance(dilated, bool):
-            raise ValueError(f"dilated must be True or False, got {dilated!r}")
+        check_bool(dilated, "dilated")
         self.dilated = dilated
+        self.bn_momentum = check_momentum(bn_momentum)
         self.reduction = reduction
-        self.width = reduced_width(out_channels, reduction, minimum=min_width)  # d = max(C / r, L)
+        # d = max(C / r, L)
+        self.width = reduced_width(out_channels, reduction, minimum=min_width, channels_name="out_channels")
         self.branches = nn.ModuleList()
         for m in range(num_branches):
             if dilated:
@@ -116,9 +122,10 @@ class SelectiveKernel(AttentionBlock):
             else:
                 conv = nn.Conv2d(in_channels, out_channels, 3 + 2 * m, stride=stride, padding=m + 1,
                                  groups=groups, bias=False)
-            self.branches.append(nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)))
+            bn = nn.BatchNorm2d(out_channels, momentum=self.bn_momentum)
+            self.branches.append(nn.Sequential(conv, bn, nn.ReLU(inplace=True)))
         self.fc = nn.Linear(out_channels, self.width, bias=False)                     # W: (d, C)
-        self.fc_bn = nn.BatchNorm1d(self.width)
+        self.fc_bn = nn.BatchNorm1d(self.width, momentum=self.bn_momentum)
         self.select = nn.Linear(self.width, num_branches * out_channels, bias=False)  # [A_0; ...; A_{M-1}]: (M C, d)
         self.reset_parameters()
 
@@ -166,4 +173,5 @@ class SelectiveKernel(AttentionBlock):
         out = "" if self.out_channels == self.in_channels else f", out_channels={self.out_channels}"
         return (f"in_channels={self.in_channels}{out}, stride={self.stride}, num_branches={self.num_branches}, "
                 f"kernel_sizes={self.kernel_sizes}, dilated={self.dilated}, groups={self.groups}, "
-                f"reduction={self.reduction}, min_width={self.min_width}, width={self.width}")
+                f"reduction={self.reduction}, min_width={self.min_width}, width={self.width}, "
+                f"bn_momentum={self.bn_momentum:g}")
