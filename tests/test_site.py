@@ -288,6 +288,28 @@ def test_pages_are_discovered_from_the_built_site():
         assert f"{doc}.html" in PAGES, f"{doc} is in _toc.yml but not in the built site"
 
 
+def test_no_page_links_a_script_stylesheet_or_image_elsewhere():
+    """The static half of the offline check: no tag of any page loads a resource from another host."""
+    tag = re.compile(r"<(script|img|link|iframe|source)\b[^>]*?\b(src|href)=[\"']([^\"']+)", re.I)
+    offending = []
+    for page_path in PAGES:
+        for kind, _attr, url in tag.findall((SITE / page_path).read_text(encoding="utf-8")):
+            if kind.lower() == "link" and url.startswith(("http://", "https://")):
+                # <link rel="stylesheet|preload|icon"> would load; rel="prev/next/index" are plain links
+                continue
+            if re.match(r"(https?:)?//", url):
+                offending.append(f"{page_path}: <{kind} {url}>")
+    links = re.compile(r"<link\b[^>]*>", re.I)
+    for page_path in PAGES:
+        for link in links.findall((SITE / page_path).read_text(encoding="utf-8")):
+            rel = re.search(r"rel=[\"']([^\"']+)", link)
+            href = re.search(r"href=[\"']([^\"']+)", link)
+            if rel and href and re.match(r"(https?:)?//", href.group(1)) and \
+                    set(rel.group(1).lower().split()) & {"stylesheet", "preload", "modulepreload", "icon", "prefetch"}:
+                offending.append(f"{page_path}: {link}")
+    assert not offending, offending
+
+
 @pytest.mark.parametrize("page_path", PAGES)
 def test_page_in_browser(browser, server, page_path):
     context, page, rec = _open(browser, server + page_path, page_path)
