@@ -62,9 +62,10 @@ def test_stage_vendor_names_what_is_missing(tmp_path):
 
 def test_duplicate_inline_scripts_are_dropped():
     thebe = 'const THEBE_JS_URL = "x"'
+    # as Sphinx lists them: the builder's copy has filename None, the registry's copy ''
     scripts = [_JavaScript("a.js"), _JavaScript(None, body=thebe), _JavaScript("b.js", **{"async": "async"}),
-               _JavaScript(None, body=thebe, priority=501), _JavaScript("a.js"), _JavaScript("b.js"),
-               _JavaScript(None, body="let y = 1")]
+               _JavaScript("", body=thebe), _JavaScript("a.js"), _JavaScript("b.js"),
+               _JavaScript(None, body="let y = 1"), _JavaScript(None, body=thebe, priority=501)]
     context = {"script_files": scripts}
     site_assets._drop_duplicate_scripts(None, "page", "page.html", context, None)
     kept = context["script_files"]

@@ -82,8 +82,10 @@ def _config_inited(app: Sphinx, config) -> None:
 
 
 def _script_key(js) -> tuple:
+    # an inline script is filename None when added to the builder, '' when copied from Sphinx's registry
+    # (both render as <script>body</script>): that is how the same script reaches a page twice
     attributes = getattr(js, "attributes", {}) or {}
-    return (getattr(js, "filename", str(js)), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+    return (getattr(js, "filename", str(js)) or "", tuple(sorted((k, str(v)) for k, v in attributes.items())))
 
 
 def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -103,7 +105,11 @@ def setup(app: Sphinx) -> dict:
     # the kernels started for the chapters inherit this process's environment
     os.environ[ASSET_MODE_ENV] = "linked"
     app.connect("config-inited", _config_inited, priority=400)  # before Sphinx checks html_extra_path (800)
-    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)  # after every other extension
+    # html-page-context is emitted with emit_firstresult: a handler that returns a template name stops the
+    # handlers after it, so a late handler may never run; the duplicates are already in the page's list at
+    # the start, so run early, and once more late for scripts added by other handlers
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=100)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     js, css = ASSET_FILES
     app.add_js_file(js)
     app.add_css_file(css)
