@@ -98,7 +98,9 @@ def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, conte
         if key not in seen:
             seen.add(key)
             kept.append(js)
-    context["script_files"] = kept
+    # in place: the list is the builder's own, to which handlers that run later (MathJax, myst-nb's widget
+    # scripts) still add; Sphinx restores it before the next page
+    context["script_files"][:] = kept
 
 
 def setup(app: Sphinx) -> dict:
