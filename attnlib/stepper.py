@@ -3,9 +3,12 @@
 Both front ends show the same :class:`attnlib.trace.Trace`, recorded by running the real block:
 
 - :func:`static_stepper` traces a registered block for every combination of a grid of settings and
-  returns one self-contained HTML+JavaScript output (no external script, no CDN, unique element ids per
-  output), so the rendered book, without a kernel, still lets a reader change the settings and step
-  forward and back. It works the same in Jupyter, in Colab and on the static site.
+  returns one HTML+JavaScript output (no external script, no CDN, unique element ids per output), so the
+  rendered book, without a kernel, still lets a reader change the settings and step forward and back. It
+  works the same in Jupyter, in Colab and on the static site. Its behaviour and look are two package files,
+  ``attnlib/assets/attnlib-stepper.js`` and ``.css``: an output inlines them (Jupyter, Colab), or, with the
+  environment variable ``ATTNLIB_STEPPER_ASSETS=linked`` (set by the book's build), leaves them to the one
+  shared copy that every page of the site loads.
 - :func:`live_stepper` builds ipywidgets controls (only widgets found in both ipywidgets 7 and 8) that
   re-trace the real block whenever a setting changes.
 
@@ -22,11 +25,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import html as _html
 import inspect
 import itertools
 import json
+import os
+import re
 import uuid
+from importlib import resources
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -49,7 +57,8 @@ class StepperHTML:
     """A self-contained HTML output; Jupyter, Colab and myst-nb display it through ``_repr_html_``.
 
     Attributes:
-        html: the HTML string (one ``<div>`` with a ``<style>``, the traces as JSON and an inline script).
+        html: the HTML string (one ``<div>`` with the traces as JSON; in the default inline mode also a
+            ``<style>`` and a ``<script>`` holding the package's stepper CSS and JavaScript).
         element_id: the id of the root ``<div>``; every other element is found inside it.
         errors: ``{setting description: error message}`` for the combinations that could not be built.
     """
@@ -174,212 +183,45 @@ def _encode_trace(trace: Trace, s: _Strings, templates: dict[tuple, int]) -> dic
 
 # ---------------------------------------------------------------------------------------- the page
 
-_CSS = """
-.attnlib-stepper{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:14px;line-height:1.45;
- border:1px solid rgba(128,128,128,.45);border-radius:6px;padding:10px 12px;margin:8px 0;max-width:100%;
- box-sizing:border-box;outline:none}
-.attnlib-stepper .ats-title{font-weight:600;margin-bottom:6px}
-.attnlib-stepper .ats-controls{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin-bottom:6px}
-.attnlib-stepper .ats-controls label{white-space:nowrap}
-.attnlib-stepper select,.attnlib-stepper button{font:inherit;padding:1px 6px}
-.attnlib-stepper .ats-nav{display:flex;gap:8px;align-items:center;margin:6px 0}
-.attnlib-stepper .ats-nav input[type=range]{flex:1;min-width:80px}
-.attnlib-stepper .ats-view{border-left:4px solid rgba(70,130,220,.8);padding:6px 10px;margin:6px 0;
- background:rgba(70,130,220,.07)}
-.attnlib-stepper .ats-head{font-size:15px;font-weight:600}
-.attnlib-stepper .ats-eq{font-family:ui-monospace,Menlo,Consolas,monospace;background:rgba(70,130,220,.15);
- border-radius:3px;padding:0 4px}
-.attnlib-stepper .ats-muted{opacity:.7}
-.attnlib-stepper code,.attnlib-stepper pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
-.attnlib-stepper pre{margin:4px 0;padding:4px 6px;background:rgba(128,128,128,.12);white-space:pre-wrap;
- word-break:break-word}
-.attnlib-stepper .ats-axes{display:inline-flex;gap:3px;vertical-align:middle;margin:2px 0}
-.attnlib-stepper .ats-axis{display:inline-flex;flex-direction:column;align-items:center;min-width:30px;
- border:1px solid rgba(128,128,128,.6);border-radius:3px;padding:0 4px}
-.attnlib-stepper .ats-axis b{font-family:ui-monospace,Menlo,Consolas,monospace}
-.attnlib-stepper .ats-axis i{font-style:normal;font-size:12px}
-.attnlib-stepper .ats-axis.ats-inferred b{font-style:italic;opacity:.75}
-.attnlib-stepper .ats-error{color:#c0392b;font-weight:600}
-.attnlib-stepper .ats-warn{color:#b9770e}
-.attnlib-stepper ol.ats-list{margin:4px 0 4px 0;padding-left:2.2em;max-height:260px;overflow-y:auto}
-.attnlib-stepper ol.ats-list li{cursor:pointer;padding:0 4px;border-radius:3px}
-.attnlib-stepper ol.ats-list li.ats-current{background:rgba(70,130,220,.25);font-weight:600}
-.attnlib-stepper .ats-legend{font-size:12.5px;margin-top:4px}
-.attnlib-stepper .ats-legend span{display:inline-block;margin-right:12px;white-space:nowrap}
-"""
+# The stepper's behaviour and look live in two package files, attnlib/assets/attnlib-stepper.{js,css}.
+# The book's site loads them once per page (book/_ext/site_assets.py, which sets ATTNLIB_STEPPER_ASSETS=linked
+# for the kernels that execute the chapters); everywhere else (Jupyter, Colab) each output inlines them.
+ASSET_MODE_ENV = "ATTNLIB_STEPPER_ASSETS"
+_ASSET_MODES = ("inline", "linked")
+ASSET_FILES = ("attnlib-stepper.js", "attnlib-stepper.css")
 
-_JS = r"""
-(function () {
-  var root = document.getElementById("__ROOT__");
-  if (!root || root.getAttribute("data-ready") === "1") { return; }
-  root.setAttribute("data-ready", "1");
-  var D = JSON.parse(root.querySelector('script[type="application/json"]').textContent);
-  var S = D.s;
-  function str(i) { return i ? S[i] : null; }
-  function esc(t) {
-    return String(t).replace(/[&<>"']/g, function (c) {
-      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
-    });
-  }
-  function part(role) { return root.querySelector('[data-role="' + role + '"]'); }
-  var sel = {}, step = 0;
-  D.keys.forEach(function (k) { sel[k] = D.init[k]; });
-  function entry() {
-    return D.settings[D.keys.map(function (k) { return sel[k]; }).join("|")];
-  }
-  function expand(t) {
-    if (t.x) { return t.x; }
-    var steps = [];
-    t.st.forEach(function (c) {
-      var tp = D.tp[c[0]];
-      steps.push({op: str(tp[0]), module: str(tp[1]), name: str(tp[2]), label: str(tp[3]), symbolic: str(tp[4]),
-        source: str(tp[5]), where: str(tp[6]), comment: str(tp[7]), from: c[1], outputs: c[3], osyms: c[4],
-        mismatch: str(c[5]), inputs: c[2].map(function (r) {
-          if (r === -1) { return {who: "x", shape: t.i, syms: t.is}; }
-          if (typeof r[0] === "number") {
-            return {who: "output of step " + (r[0] + 1), shape: steps[r[0]].outputs[r[1]], syms: steps[r[0]].osyms[r[1]]};
-          }
-          return {who: str(r[1]) || "tensor", shape: r[0], syms: []};
-        })});
-    });
-    t.x = steps;
-    return steps;
-  }
-  function trace() {
-    var e = entry();
-    if (!e || e.t === undefined) { return null; }
-    var t = D.traces[e.t];
-    return {m: t.m, i: t.i, is: t.is, o: t.o, u: t.u, st: expand(t)};
-  }
-  function meaning(sym) { return D.legend[sym] ? sym + ": " + D.legend[sym] : sym; }
-  function shapeText(shape, syms) {
-    var p = shape.map(function (n, a) {
-      var s = syms && syms[a] ? str(syms[a]) : null;
-      return (s === null || s === String(n)) ? String(n) : s + "=" + n;
-    });
-    return "(" + p.join(", ") + (p.length === 1 ? ",)" : ")");
-  }
-  function axes(shape, syms, inferred) {
-    if (!syms || !syms.some(function (x) { return x; })) { return ""; }
-    return '<span class="ats-axes">' + shape.map(function (n, a) {
-      var s = syms && syms[a] ? str(syms[a]) : null;
-      var cls = "ats-axis" + (inferred && s ? " ats-inferred" : "");
-      var title = s ? meaning(s) + (inferred ? " (inferred from the sizes)" : "") : "axis " + a;
-      return '<span class="' + cls + '" title="' + esc(title) + '"><b>' + esc(s === null ? "\u00b7" : s) +
-        "</b><i>" + n + "</i></span>";
-    }).join("") + "</span>";
-  }
-  function eqRef(label) {
-    if (!label) { return '<span class="ats-muted">no equation label</span>'; }
-    // a labelled equation on this page (Sphinx id "equation-<label>", possibly normalised) becomes a link
-    var target = document.getElementById("equation-" + label) ||
-      document.getElementById("equation-" + label.toLowerCase().replace(/[^a-z0-9]+/g, "-"));
-    var inner = "eq. " + esc(label);
-    return target ? '<a class="ats-eq" href="#' + esc(target.id) + '">' + inner + "</a>"
-                  : '<span class="ats-eq">' + inner + "</span>";
-  }
-  function outSyms(t) {
-    var last = t.st[t.st.length - 1];
-    return last && last.outputs[0].join(",") === t.o.join(",") ? last.osyms[0] : null;
-  }
-  function stepName(s) { return s.name || s.label || s.op; }
-  function render() {
-    var e = entry(), t = trace(), view = part("view"), list = part("list");
-    D.keys.forEach(function (k) { part("sel-" + k).value = String(sel[k]); });
-    if (!t) {
-      var msg = e && e.e ? e.e : "this combination was not traced";
-      view.innerHTML = '<div class="ats-error">This setting cannot be built:</div><pre>' + esc(msg) + "</pre>";
-      list.innerHTML = ""; part("summary").innerHTML = "";
-      part("pos").textContent = "-"; part("range").disabled = true;
-      part("prev").disabled = true; part("next").disabled = true;
-      return;
-    }
-    var n = t.st.length;
-    if (n === 0) { view.textContent = "no tensor operation was recorded"; list.innerHTML = ""; return; }
-    step = Math.max(0, Math.min(step, n - 1));
-    var st = t.st[step];
-    part("summary").innerHTML = "<code>" + esc(str(t.m)) + "</code>: input " + esc(shapeText(t.i, t.is)) +
-      " \u2192 output " + esc(shapeText(t.o, outSyms(t))) + ", " + n + " steps" +
-      (t.u ? ' <span class="ats-muted">(' + t.u + " without an equation label)</span>" : "");
-    var r = part("range"); r.disabled = false; r.max = String(n - 1); r.value = String(step);
-    part("pos").textContent = "step " + (step + 1) + " / " + n;
-    part("prev").disabled = step === 0; part("next").disabled = step === n - 1;
-    var name = stepName(st);
-    var h = '<div class="ats-head">' + (step + 1) + ". " + esc(name) + " &nbsp;" + eqRef(st.label) + "</div>";
-    h += "<div>operation <code>" + esc(st.op) + "</code>" + (st.module ? " in <code>" + esc(st.module) + "</code>" : "") +
-      (st.where ? ' <span class="ats-muted">at ' + esc(st.where) + "</span>" : "") + "</div>";
-    if (st.source) { h += "<pre>" + esc(st.source) + (st.comment ? "  " + esc(st.comment) : "") + "</pre>"; }
-    h += "<div>inputs:<ul>" + st.inputs.map(function (inp) {
-      return "<li>" + esc(inp.who) + " " + axes(inp.shape, inp.syms, false) + " <code>" +
-        esc(shapeText(inp.shape, inp.syms)) + "</code></li>";
-    }).join("") + "</ul></div>";
-    h += "<div>output" + (st.outputs.length > 1 ? "s" : "") + ": " + st.outputs.map(function (o, k) {
-      return axes(o, st.osyms[k], st.from === 2) + " <code>" + esc(shapeText(o, st.osyms[k])) + "</code>";
-    }).join(" &nbsp; ") + "</div>";
-    if (st.from === 1 && st.symbolic) {
-      h += '<div class="ats-muted">symbolic shape from the source comment: <code>' + esc(st.symbolic) + "</code></div>";
-    } else if (st.from === 2) {
-      h += '<div class="ats-muted">axis names in italics are inferred from the sizes</div>';
-    }
-    if (st.mismatch) { h += '<div class="ats-warn">comment and real shape disagree: ' + esc(st.mismatch) + "</div>"; }
-    view.innerHTML = h;
-    list.innerHTML = t.st.map(function (s, i) {
-      var named = s.name || s.label;
-      return '<li data-i="' + i + '"' + (i === step ? ' class="ats-current"' : "") + ">" +
-        (named ? esc(named) + " " : "") + (s.label ? '<span class="ats-muted">[' + esc(s.label) + "]</span> " : "") +
-        "<code>" + esc(s.op) + "</code> \u2192 <code>" + esc(shapeText(s.outputs[0], s.osyms[0])) + "</code></li>";
-    }).join("");
-    var cur = list.querySelector("li.ats-current");
-    if (cur && list.scrollHeight > list.clientHeight) {  // scroll the list only, never the page
-      var lr = list.getBoundingClientRect(), cr = cur.getBoundingClientRect();
-      if (cr.top < lr.top || cr.bottom > lr.bottom) { list.scrollTop += cr.top - lr.top - list.clientHeight / 2; }
-    }
-  }
-  function go(i) { step = i; render(); }
-  function choose(key, index) {
-    var before = trace(), old = before ? before.st[step] : null;
-    sel[key] = index;
-    var t = trace();
-    if (t && old) {  // keep the same operation in view when the settings change
-      var best = -1;
-      t.st.forEach(function (s, i) {
-        if (s.op === old.op && s.label === old.label && s.source === old.source &&
-            (best < 0 || Math.abs(i - step) < Math.abs(best - step))) { best = i; }
-      });
-      if (best >= 0) { step = best; }
-    }
-    render();
-  }
-  D.keys.forEach(function (k) {
-    part("sel-" + k).addEventListener("change", function (ev) { choose(k, parseInt(ev.target.value, 10)); });
-  });
-  part("prev").addEventListener("click", function () { go(step - 1); });
-  part("next").addEventListener("click", function () { go(step + 1); });
-  part("range").addEventListener("input", function (ev) { go(parseInt(ev.target.value, 10)); });
-  part("list").addEventListener("click", function (ev) {
-    var li = ev.target.closest ? ev.target.closest("li[data-i]") : null;
-    if (li) { go(parseInt(li.getAttribute("data-i"), 10)); }
-  });
-  root.addEventListener("keydown", function (ev) {
-    if (ev.target.tagName === "SELECT" || ev.target.tagName === "INPUT") { return; }
-    if (ev.key === "ArrowRight") { go(Math.min(step + 1, (trace() || {st: [0]}).st.length - 1)); ev.preventDefault(); }
-    if (ev.key === "ArrowLeft") { go(Math.max(step - 1, 0)); ev.preventDefault(); }
-  });
-  root.attnlibStepper = {
-    next: function () { part("next").click(); },
-    prev: function () { part("prev").click(); },
-    go: go,
-    choose: choose,
-    state: function () {
-      var t = trace();
-      return {step: step, steps: t ? t.st.length : 0, settings: JSON.parse(JSON.stringify(sel)),
-              output: t ? shapeText(t.st[step].outputs[0], t.st[step].osyms[0]) : null,
-              label: t ? t.st[step].label : null};
-    }
-  };
-  render();
-})();
-"""
+
+def asset_dir() -> Path:
+    """The folder that holds the stepper's shared JavaScript and CSS files (``ASSET_FILES``)."""
+    return Path(__file__).resolve().parent / "assets"
+
+
+@functools.lru_cache(maxsize=None)
+def _asset_text(name: str) -> str:
+    return resources.files("attnlib").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _asset_mode() -> str:
+    mode = os.environ.get(ASSET_MODE_ENV, "inline") or "inline"
+    if mode not in _ASSET_MODES:
+        raise ValueError(f"environment variable {ASSET_MODE_ENV} must be one of {_ASSET_MODES}, got {mode!r}")
+    return mode
+
+
+def _inline_css() -> str:
+    """The stepper's CSS for an output that must stand alone ('' when the page loads the shared file)."""
+    if _asset_mode() == "linked":
+        return ""
+    css = re.sub(r"/\*.*?\*/", "", _asset_text("attnlib-stepper.css"), flags=re.S).strip()
+    return f"<style>{css}</style>"
+
+
+def _inline_script(rid: str) -> str:
+    """The stepper's JavaScript, started on the root ``rid`` ('' when the page loads the shared file)."""
+    if _asset_mode() == "linked":
+        return ""
+    js = _asset_text("attnlib-stepper.js")
+    return f'<script>(function () {{\n{js}\nattnlibStepper(document.getElementById("{rid}"));\n}})();</script>'
 
 
 def _json_for_script(data: Any) -> str:
@@ -408,7 +250,7 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
         summary, view, items = "", "no tensor operation was recorded", ""
     html = (
         f'<div class="attnlib-stepper" id="{rid}" tabindex="0" role="region" aria-label="shape stepper">'
-        f"<style>{_CSS}</style>"
+        f"{_inline_css()}"
         f'<div class="ats-title">Shape stepper: {esc(title)}</div>'
         + (f'<div class="ats-controls">{"".join(controls)}</div>' if controls else "")
         + f'<div class="ats-muted" data-role="summary">{summary}</div>'
@@ -422,7 +264,7 @@ def _page(title: str, keys: list[str], values: dict[str, list], settings: dict[s
         f'<ol class="ats-list" data-role="list">{items}</ol>'
         f'<div class="ats-legend">{_legend_html(legend)}</div>'
         f'<script type="application/json">{_json_for_script(data)}</script>'
-        f"<script>{_JS.replace('__ROOT__', rid)}</script>"
+        f"{_inline_script(rid)}"
         "</div>"
     )
     return StepperHTML(html, rid, fresh_ids=element_id is None)
@@ -567,7 +409,7 @@ def render_step_html(trace: Trace, index: int) -> str:
         raise ValueError(f"render_step_html(index): index must be in [0, {n - 1}], got {index}")
     legend = _legend([trace])
     summary, view, items = _step_parts(trace, index, legend)
-    return (f'<div class="attnlib-stepper"><style>{_CSS}</style><div class="ats-muted">{summary}</div>'
+    return (f'<div class="attnlib-stepper">{_inline_css()}<div class="ats-muted">{summary}</div>'
             f'<div class="ats-view">{view}</div><ol class="ats-list">{items}</ol>'
             f'<div class="ats-legend">{_legend_html(legend)}</div></div>')
 
@@ -743,7 +585,7 @@ class _LiveStepper:
     def render(self) -> None:
         esc = _html.escape
         if self.trace is None:
-            self.view.value = (f'<div class="attnlib-stepper"><style>{_CSS}</style><div class="ats-error">'
+            self.view.value = (f'<div class="attnlib-stepper">{_inline_css()}<div class="ats-error">'
                                f"This setting cannot be built:</div><pre>{esc(self.error or '')}</pre></div>")
             self.position.value = "-"
             for b in (self.prev_button, self.next_button):

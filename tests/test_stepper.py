@@ -292,6 +292,76 @@ def test_invalid_setting_shows_the_error_in_a_browser(tmp_path):
     assert "cannot be built" in r["view"] and "reduction=32" in r["view"]
 
 
+# --------------------------------------------------------------------------------- shared asset files
+
+
+def test_the_script_and_style_are_package_files():
+    from importlib import resources
+
+    from attnlib.stepper import ASSET_FILES, asset_dir
+
+    js_text, css_text = (resources.files("attnlib").joinpath("assets", f).read_text() for f in ASSET_FILES)
+    assert all((asset_dir() / f).is_file() for f in ASSET_FILES)
+    page = static_stepper("se", {"C": [16, 32]}, fixed={"H": 4, "W": 4})
+    (script,) = _parse(page.html).scripts
+    assert js_text in script and script.rstrip().endswith(f'attnlibStepper(document.getElementById("{page.element_id}"));\n}})();')
+    style = re.search(r"<style>(.*?)</style>", page.html, re.S).group(1)
+    assert "/*" not in style and style.split("{")[0].strip() == ".attnlib-stepper"
+    # every rule of the file is in the inlined style, comments dropped
+    rules = [r.strip() for r in re.sub(r"/\*.*?\*/", "", css_text, flags=re.S).split("}") if r.strip()]
+    assert rules and all(r in style for r in rules)
+    # the live stepper's view carries the same style
+    view = render_step_html(trace_block(attnlib.create_block("se", 16, reduction=4), (2, 16, 4, 4)), 0)
+    assert f"<style>{style}</style>" in view
+    # the package ships the folder
+    import tomllib
+    from pathlib import Path
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "assets/*" in meta["tool"]["setuptools"]["package-data"]["attnlib"]
+
+
+def test_linked_mode_leaves_script_and_style_to_the_page(monkeypatch):
+    monkeypatch.setenv("ATTNLIB_STEPPER_ASSETS", "linked")
+    page = static_stepper("se", {"C": [16, 32]}, fixed={"H": 4, "W": 4})
+    p = _parse(page.html)
+    assert p.scripts == [] and p.script_src == [] and "<style>" not in page.html
+    assert len(p.json) == 1 and p.ids == [page.element_id] and _data(page)["keys"] == ["C"]
+    assert "<style>" not in render_step_html(trace_block(attnlib.create_block("se", 16, reduction=4), (2, 16, 4, 4)), 0)
+    monkeypatch.setenv("ATTNLIB_STEPPER_ASSETS", "cdn")
+    with pytest.raises(ValueError, match="ATTNLIB_STEPPER_ASSETS must be one of \\('inline', 'linked'\\), got 'cdn'"):
+        static_stepper("se", {"C": [16]}, fixed={"H": 4, "W": 4})
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
+                    reason="chromium not installed (CI installs it and runs these tests)")
+def test_linked_steppers_start_from_the_shared_file_in_a_browser(tmp_path, monkeypatch):
+    """As on the site: two steppers without inline script or style, one shared <script src> in the head."""
+    from attnlib.stepper import ASSET_FILES, asset_dir
+
+    monkeypatch.setenv("ATTNLIB_STEPPER_ASSETS", "linked")
+    grid = {"C": [16, 64], "reduction": [4, 32]}
+    a = static_stepper("se", grid, fixed={"H": 6, "W": 5})
+    b = static_stepper("se", grid, fixed={"H": 6, "W": 5})
+    for f in ASSET_FILES:
+        shutil.copy(asset_dir() / f, tmp_path / f)
+    page = tmp_path / "linked.html"
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'>"
+                    f'<script src="{ASSET_FILES[0]}"></script><link rel="stylesheet" href="{ASSET_FILES[1]}">'
+                    "</head><body>" + a.html + b.html + _HARNESS % {"a": a.element_id, "b": b.element_id}
+                    + "</body></html>")
+    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
+    assert m, proc.stderr[-2000:]
+    import html as _html
+    r = json.loads(_html.unescape(m.group(1)))
+    assert r["a0"] == r["b0"] == {"step": 0, "steps": 7, "settings": {"C": 0, "reduction": 0},
+                                  "output": "(B=2, C=16)", "label": "se-squeeze"}
+    assert r["a1"]["step"] == 2 and r["b1"] == r["b0"]
+    assert r["a4"]["settings"] == {"C": 1, "reduction": 1} and r["a4"]["output"] == "(B=2, 2)"
+    assert r["b5"]["step"] == 6 and r["a5"] == r["a4"]
+
+
 # ---------------------------------------------------------------------------------------- live widget
 
 _COMMON_WIDGETS = {"IntSlider", "FloatSlider", "Dropdown", "Checkbox", "IntText", "FloatText", "Button", "HTML",
