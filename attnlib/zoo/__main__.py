@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
         res = observations.run_all(args.dir, args.only, log=lambda m: print(m, file=sys.stderr, flush=True),
                                    seeds=args.seeds)
-        if args.only:  # keep the other observations already in the file
+        if args.only or args.seeds:  # keep the other observations and seeds already in the file
             try:
-                res = {**observations.load_all(args.dir), **res}
+                res = observations.merge(observations.load_all(args.dir), res)
             except checkpoint.WeightsError:
                 pass
         print(observations.save_all(res, args.dir), file=sys.stderr)

@@ -385,6 +385,21 @@ def run_all(directory=None, names=None, log=None, seeds=None) -> dict:
     return out
 
 
+def merge(old: dict, new: dict) -> dict:
+    """``old`` with the seeds (and observations) of ``new`` added or replaced; verdicts recomputed over
+    all seeds."""
+    out = {k: {**v, "per_seed": dict(v["per_seed"])} for k, v in old.items()}
+    for key, entry in new.items():
+        if key not in out:
+            out[key] = {**entry, "per_seed": dict(entry["per_seed"])}
+        else:
+            out[key]["per_seed"].update(entry["per_seed"])
+        verdicts = [_seed_verdict(r) for r in out[key]["per_seed"].values()]
+        out[key]["per_seed"] = dict(sorted(out[key]["per_seed"].items(), key=lambda kv: int(kv[0])))
+        out[key]["verdict"] = verdict_over([v for v in verdicts if v]) if any(verdicts) else None
+    return out
+
+
 def save_all(results: dict, directory=None):
     """Write ``results`` (from :func:`run_all`) as ``observations.json`` next to the weights."""
     import json
