@@ -52,7 +52,7 @@ def save(model: ZooNet, card: dict, directory: str | Path | None = None, seed: i
     tensors = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
                for k, v in model.state_dict().items()}
     save_file(tensors, str(weights_path), metadata={"config": config_json(model.config())})
-    card = {"config": model.config(), **card}
+    card = {"config": model.config(), **card, "weights_sha256": file_sha256(weights_path)}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return weights_path, card_path
 
@@ -63,9 +63,44 @@ def read_card(name: str, directory: str | Path | None = None, seed: int = 0) -> 
         raise WeightsError(f"no card {card_path} for zoo model {name!r}; train it with "
                            f"`python -m attnlib.zoo train --block {name}`")
     try:
-        return json.loads(card_path.read_text())
-    except json.JSONDecodeError as e:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"card {card_path} is not valid JSON: {e}") from None
+    if not isinstance(card, dict):
+        raise WeightsError(f"card {card_path} holds a JSON {type(card).__name__}, expected an object")
+    return card
+
+
+#: the configuration fields a card and a weights file must hold, and their JSON types
+_CONFIG_FIELDS = {"block": (str, type(None)), "widths": list, "stages": list, "num_classes": int,
+                  "block_kwargs": dict}
+
+
+def check_config(config, where: str) -> dict:
+    """``config`` if it is a well-formed model configuration; else :class:`WeightsError` naming ``where``
+    and the field."""
+    if not isinstance(config, dict):
+        raise WeightsError(f"{where}: 'config' must be an object, got {type(config).__name__}")
+    for field, kinds in _CONFIG_FIELDS.items():
+        if field not in config:
+            raise WeightsError(f"{where}: 'config' has no field {field!r}")
+        value = config[field]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise WeightsError(f"{where}: 'config.{field}' has the wrong type ({type(value).__name__})")
+    for field in ("widths", "stages"):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in config[field]):
+            raise WeightsError(f"{where}: 'config.{field}' must be a list of ints, got {config[field]!r}")
+    return config
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _with_new_defaults(stored: dict, want: dict) -> dict:
@@ -103,8 +138,13 @@ def load_state(model: ZooNet, weights_path: str | Path) -> ZooNet:
     stored = meta.get("config")
     if stored is None:
         raise WeightsError(f"weights file {weights_path} has no 'config' in its metadata")
+    try:
+        stored = json.loads(stored)
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"weights file {weights_path}: metadata 'config' is not valid JSON: {e}") from None
+    check_config(stored, f"weights file {weights_path} (metadata)")
     want = json.loads(config_json(model.config()))
-    got = _with_new_defaults(json.loads(stored), want)
+    got = _with_new_defaults(stored, want)
     if got != want:
         diff = {k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)}
         raise WeightsError(f"weights file {weights_path} was saved for another configuration: "
@@ -123,6 +163,13 @@ def load_state(model: ZooNet, weights_path: str | Path) -> ZooNet:
         if shapes:
             parts.append("shape mismatch " + "; ".join(shapes[:5]))
         raise WeightsError(f"weights file {weights_path} does not fit the model: " + ", ".join(parts))
+    # floating tensors are stored in float16 (see save); integer buffers keep the model's dtype
+    wrong = [f"{k}: {v.dtype} (expected {torch.float16 if own[k].is_floating_point() else own[k].dtype})"
+             for k, v in tensors.items()
+             if (own[k].is_floating_point() and v.dtype != torch.float16)
+             or (not own[k].is_floating_point() and v.dtype != own[k].dtype)]
+    if wrong:
+        raise WeightsError(f"weights file {weights_path} has tensors of the wrong dtype: " + "; ".join(wrong[:5]))
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise WeightsError(f"weights file {weights_path} has non-finite values in {bad[:5]}")
@@ -141,9 +188,18 @@ def load_model(name: str | None = "baseline", directory: str | Path | None = Non
 
     name = BASELINE if name is None else name
     card = read_card(name, directory, seed)
-    cfg = dict(card["config"])
+    weights_path, card_path = paths(name, directory, seed)
+    cfg = dict(check_config(card.get("config"), f"card {card_path}"))
     block = cfg.pop("block")
-    card_path = paths(name, directory, seed)[1]
+    for field in ("training", "data"):
+        if not isinstance(card.get(field, {}), dict):
+            raise WeightsError(f"card {card_path}: '{field}' must be an object, got {type(card[field]).__name__}")
+    recorded_sha = card.get("weights_sha256")
+    if not isinstance(recorded_sha, str):
+        raise WeightsError(f"card {card_path} has no 'weights_sha256' (the checksum of its weights file)")
+    if weights_path.exists() and file_sha256(weights_path) != recorded_sha:
+        raise WeightsError(f"weights file {weights_path} does not match the checksum its card {card_path} "
+                           f"records (weights_sha256): the file was changed or corrupted")
     from .model import VARIANTS
 
     if model_name(block) != name and VARIANTS.get(name, (None,))[0] != block:
