@@ -43,32 +43,30 @@ def check_positive_int(value, name: str, *, minimum: int = 1, maximum: int = MAX
 def as_float(value, name: str, *, low: float = -FLOAT_MAX, high: float = FLOAT_MAX) -> float:
     """``float(value)`` for a real number (int or float, not bool) in ``[low, high]``; otherwise raise
     ``ValueError`` naming ``name`` and the range (an int too large for a float included)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    if ok:
-        try:
-            number = float(value)
-        except OverflowError:
-            ok = False
-        else:
-            ok = math.isfinite(number) and low <= number <= high
-    if not ok:
+    number = _finite_in(value, low, high)
+    if number is None:
         raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}], got {describe(value)}")
     return number
+
+
+def _finite_in(value, low: float, high: float) -> float | None:
+    """``float(value)`` if ``value`` is a real number (int or float, not bool) whose float is finite and in
+    ``[low, high]``, else ``None`` (an int too large for a float included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and low <= number <= high else None
 
 
 def check_positive_float(value, name: str, *, minimum: float = FLOAT_MIN, maximum: float = FLOAT_MAX) -> float:
     """Return ``float(value)`` if it is a finite number in ``[minimum, maximum]`` (by default the positive
     normal float32 numbers, :data:`FLOAT_MIN` to :data:`FLOAT_MAX`); otherwise raise ``ValueError`` naming
     ``name`` and the range."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    if ok:
-        try:
-            number = float(value)
-        except OverflowError:
-            ok = False
-        else:
-            ok = math.isfinite(number) and minimum <= number <= maximum
-    if not ok:
+    number = _finite_in(value, minimum, maximum)
+    if number is None:
         raise ValueError(f"{name} must be a finite number > 0, in [{minimum:g}, {maximum:g}], got {describe(value)}")
     return number
 
