@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .fashion import sha256
 from .model import ZooNet, config_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -52,7 +53,7 @@ def save(model: ZooNet, card: dict, directory: str | Path | None = None, seed: i
     tensors = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
                for k, v in model.state_dict().items()}
     save_file(tensors, str(weights_path), metadata={"config": config_json(model.config())})
-    card = {"config": model.config(), **card, "weights_sha256": file_sha256(weights_path)}
+    card = {"config": model.config(), **card, "weights_sha256": sha256(weights_path)}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return weights_path, card_path
 
@@ -93,14 +94,6 @@ def check_config(config, where: str) -> dict:
     return config
 
 
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _with_new_defaults(stored: dict, want: dict) -> dict:
@@ -197,7 +190,7 @@ def load_model(name: str | None = "baseline", directory: str | Path | None = Non
     recorded_sha = card.get("weights_sha256")
     if not isinstance(recorded_sha, str):
         raise WeightsError(f"card {card_path} has no 'weights_sha256' (the checksum of its weights file)")
-    if weights_path.exists() and file_sha256(weights_path) != recorded_sha:
+    if weights_path.exists() and sha256(weights_path) != recorded_sha:
         raise WeightsError(f"weights file {weights_path} does not match the checksum its card {card_path} "
                            f"records (weights_sha256): the file was changed or corrupted")
     from .model import VARIANTS

@@ -73,7 +73,8 @@ def _in_colab() -> bool:
     return True
 
 
-def sha256(path: Path) -> str:
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file, hex (the data files here; the zoo's weight files too)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -42,11 +42,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import attnlib
 
 from . import metrics, scenes
 from .model import ZooNet
-from .scores import _captured, bootstrap_ci, mask_points, selectivity
+from .scores import _captured, bootstrap_ci, selectivity
 
 
 def _summary(values) -> dict:
@@ -400,14 +399,19 @@ def merge(old: dict, new: dict) -> dict:
     return out
 
 
+def _file(directory=None):
+    from pathlib import Path
+
+    from . import checkpoint
+
+    return Path(checkpoint.WEIGHTS_DIR if directory is None else directory) / "observations.json"
+
+
 def save_all(results: dict, directory=None):
     """Write ``results`` (from :func:`run_all`) as ``observations.json`` next to the weights."""
     import json
 
-    from . import checkpoint
-
-    d = checkpoint.WEIGHTS_DIR if directory is None else directory
-    path = d / "observations.json" if hasattr(d, "joinpath") else __import__("pathlib").Path(d) / "observations.json"
+    path = _file(directory)
     path.write_text(json.dumps(results, indent=1) + "\n")
     return path
 
@@ -415,11 +419,10 @@ def save_all(results: dict, directory=None):
 def load_all(directory=None) -> dict:
     """The shipped observations (``observations.json``)."""
     import json
-    from pathlib import Path
 
     from . import checkpoint
 
-    path = Path(checkpoint.WEIGHTS_DIR if directory is None else directory) / "observations.json"
+    path = _file(directory)
     if not path.exists():
         raise checkpoint.WeightsError(f"no {path}; compute it with `python -m attnlib.zoo observe`")
     return json.loads(path.read_text())

@@ -139,7 +139,7 @@ def _contour(ax, mask):
     ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
 
 
-def show_maps(name: str, ax_rows=None):
+def show_maps(name: str):
     """The held-out figure scenes with the target's outline; the block's map (when it has one), its model's
     Grad-CAM and the baseline's Grad-CAM (seed 0 weights), in the book-wide overlay. Returns the figure."""
     import matplotlib.pyplot as plt
@@ -150,13 +150,13 @@ def show_maps(name: str, ax_rows=None):
     rows = [("scene (target outlined)", None)]
     if "map" in summary(name).get("localisation", {}):
         rows.append((f"{name}: map", scores.headline_maps(name, data)))
+    model = checkpoint.load_model(name)
     if name != checkpoint.BASELINE:
-        model = checkpoint.load_model(name)
         rows.append((f"{name}: Grad-CAM", scores.grad_cam(model, data, scores.HEADLINE_STAGE)))
-    base = checkpoint.load_model(checkpoint.BASELINE)
+    base = model if name == checkpoint.BASELINE else checkpoint.load_model(checkpoint.BASELINE)
     rows.append(("baseline: Grad-CAM", scores.grad_cam(base, data, scores.HEADLINE_STAGE)))
     with torch.no_grad():
-        pred = (checkpoint.load_model(name)(data.tensors()[0]).argmax(1)).numpy()
+        pred = model(data.tensors()[0]).argmax(1).numpy()
     n = len(data)
     fig, axes = plt.subplots(len(rows), n, figsize=(2.1 * n, 2.2 * len(rows)), layout="constrained", squeeze=False)
     for r, (label, maps) in enumerate(rows):
@@ -225,18 +225,18 @@ def observation_markdown(key: str) -> str:
     return "\n".join(lines)
 
 
+def _excess_by_stage(r: dict) -> str:
+    """The class selectivity above shuffled labels of every stage (:func:`observations.class_specificity`)."""
+    return "; ".join(f"stage {int(s) + 1} excess selectivity {e['excess']:+.4f} [{e['excess_ci95'][0]:+.4f}, "
+                     f"{e['excess_ci95'][1]:+.4f}]" for s, e in r["stages"].items())
+
+
 def _observation_numbers(key: str, r: dict) -> str:
-    if key in ("se",):
-        st = r["stages"]
-        parts = [f"stage {int(s) + 1} excess selectivity {e['excess']:+.4f} [{e['excess_ci95'][0]:+.4f}, "
-                 f"{e['excess_ci95'][1]:+.4f}]" for s, e in st.items()]
+    if key == "se":
         d = r["last_minus_first"]
-        return "; ".join(parts) + f"; last minus first {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({r['verdict']})"
+        return _excess_by_stage(r) + f"; last minus first {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({r['verdict']})"
     if key in ("dynamic_conv", "dka"):
-        st = r["stages"]
-        parts = [f"stage {int(s) + 1} excess selectivity {e['excess']:+.4f} [{e['excess_ci95'][0]:+.4f}, "
-                 f"{e['excess_ci95'][1]:+.4f}]" for s, e in st.items()]
-        out = "; ".join(parts) + f" (by class: {r['class_verdict']})"
+        out = _excess_by_stage(r) + f" (by class: {r['class_verdict']})"
         if "entropy_by_temperature" in r:
             ent = r["entropy_by_temperature"]
             out += "; mean entropy of π at stage 2 for τ = " + ", ".join(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import attnlib
 
@@ -221,11 +220,6 @@ def selectivity(gates: torch.Tensor, labels: np.ndarray, num_classes: int) -> fl
     return float((per_class - per_class.mean(0)).abs().mean())
 
 
-def selectivity_from_means(per_class: torch.Tensor) -> float:
-    """Selectivity from the per-class mean gates (num_classes, D)."""
-    return float((per_class - per_class.mean(0)).abs().mean())
-
-
 def class_means(gates: torch.Tensor, labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """The mean gate per class, (num_classes, D)."""
     lab = torch.as_tensor(np.asarray(labels))
@@ -303,23 +297,7 @@ def model_scores(model: ZooNet, data: scenes.SceneSet, val: scenes.SceneSet | No
     return result
 
 
-# ---------------------------------------------------------------- analyses reproduced from the papers
-
-@torch.no_grad()
-def sk_scale_shift(model: ZooNet, scales=(1.0, 1.5, 2.0), n: int = 300, split: str = "test",
-                   seed: int = 0) -> dict[int, list[float]]:
-    """SKNet's observation: as objects grow, attention shifts to the branch with the larger kernel.
-
-    Renders the same ``n`` scenes (same objects, backgrounds, positions drawn) at each forced scale and
-    returns ``{stage: [mean attention on the last (largest) branch at each scale]}``."""
-    out: dict[int, list[float]] = {}
-    for s in scales:
-        data = scenes.make_scenes(split, n, seed, scale=float(s))
-        gates = _captured(model, data.images, "attention")
-        for stage, a in gates.items():  # (n, M, C, 1, 1)
-            out.setdefault(stage, []).append(float(a[:, -1].mean()))
-    return out
-
+# ---------------------------------------------------------------- captured tensors by stage
 
 @torch.no_grad()
 def _captured(model: ZooNet, imgs, key: str, queries=None, batch_size: int = 100) -> dict[int, torch.Tensor]:
@@ -333,29 +311,6 @@ def _captured(model: ZooNet, imgs, key: str, queries=None, batch_size: int = 100
             stage = _stage_of(name) if _stage_of(name) >= 0 else len(model.widths) - 1
             got.setdefault(stage, []).append(maps[name][key].float().cpu())
     return {k: torch.cat(v) for k, v in got.items()}
-
-
-@torch.no_grad()
-def query_map_distance(model: ZooNet, imgs, queries=None) -> dict[int, dict[str, float]]:
-    """GCNet's observation on Non-local blocks: the attention maps of different query positions are
-    nearly the same. For each stage, the mean cosine distance ``1 - cos(a_p, a_q)`` over pairs of query
-    maps of the same image (0: identical maps), next to the mean cosine distance between the maps of one
-    query on different images (the scale of a real difference)."""
-    if queries is None:
-        queries = [(r, c) for r in (0.2, 0.5, 0.8) for c in (0.2, 0.5, 0.8)]
-    maps = _captured(model, imgs, "attention", queries=queries)
-    out = {}
-    for stage, a in maps.items():  # (n, Q, h, w)
-        v = F.normalize(a.flatten(2), dim=2)                 # (n, Q, N)
-        cos = v @ v.transpose(1, 2)                           # (n, Q, Q)
-        q = cos.shape[1]
-        off = ~torch.eye(q, dtype=torch.bool)
-        within = float((1 - cos[:, off]).mean())
-        w = v[:, 0]                                           # query 0 on every image
-        cross = w @ w.T
-        offn = ~torch.eye(len(w), dtype=torch.bool)
-        out[stage] = {"between_queries": within, "between_images": float((1 - cross[offn]).mean())}
-    return out
 
 
 @torch.no_grad()
