@@ -121,7 +121,9 @@ class Encoding(AttentionBlock):
         low = x.dtype in (torch.float16, torch.bfloat16)  # half inputs are encoded in float32
         X = (x.float() if low else x).flatten(2)        # features as columns, eq. enc-distance: (B, C, N)
         d = self.codewords.float() if low else self.codewords  # codewords d_k, eq. enc-distance: (K, C)
-        scale = -self.smoothing() if self.positive_scale else self.scale  # -s_k, eq. enc-assign: (K,)
+        # -s_k, eq. enc-assign: (K,); the reference parametrisation reads the parameter itself (no
+        # negated copies, so the tensors a forward pass creates stay those the Encoding chapter counts)
+        scale = -self.smoothing() if self.positive_scale else self.scale
         scale = scale.float() if low else scale
         # Distances and residuals do not change when x and d move by the same vector m; measured from the
         # codewords' centre, ||x||^2 and ||d||^2 stay small and the expansion does not cancel.
