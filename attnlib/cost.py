@@ -95,3 +95,56 @@ def forward_ms(module: nn.Module, x: torch.Tensor, *, repeats: int = 15, warmup:
     finally:
         torch.set_num_threads(previous)
     return statistics.median(samples) * 1e3
+
+
+def scaling(blocks: dict, input_shape, sizes, *, device=None, repeats: int = 15) -> dict:
+    """Forward time and created memory of each block as the input grows: the book's time/memory figures.
+
+    ``blocks`` maps a label to a module; ``input_shape(size)`` gives the input shape for each of ``sizes``.
+    Returns ``{label: {"sizes", "N" (positions H*W), "ms" (:func:`forward_ms`), "bytes"
+    (:func:`created_bytes`)}}``; the method is described on the book's page "How cost is measured".
+    """
+    if not blocks:
+        raise ValueError("cost.scaling needs at least one block, as {label: module}")
+    sizes = list(sizes)
+    if not sizes:
+        raise ValueError("cost.scaling needs at least one size")
+    out = {}
+    for label, block in blocks.items():
+        dev = device or next((p.device for p in block.parameters()), torch.device("cpu"))
+        block = block.to(dev).eval()
+        rec = {"sizes": sizes, "N": [], "ms": [], "bytes": []}
+        for size in sizes:
+            shape = tuple(input_shape(size))
+            x = torch.randn(*shape, device=dev)
+            rec["N"].append(int(torch.Size(shape[2:]).numel()))
+            rec["ms"].append(forward_ms(block, x, repeats=repeats))
+            rec["bytes"].append(created_bytes(block, x))
+        out[label] = rec
+    return out
+
+
+def plot_scaling(results: dict, *, device=None, reference: dict | None = None, title: str | None = None):
+    """Two log-log panels from :func:`scaling`'s results: time and created MiB against positions N.
+
+    ``reference`` maps a label to a list of byte counts (one per size), drawn dashed (a formula's terms).
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    for label, r in results.items():
+        ax_t.loglog(r["N"], r["ms"], "o-", label=label)
+        ax_m.loglog(r["N"], [b / 2**20 for b in r["bytes"]], "o-", label=label)
+    first = next(iter(results.values()))
+    for label, values in (reference or {}).items():
+        ax_m.loglog(first["N"], [b / 2**20 for b in values], "--", label=label)
+    ax_t.set(xlabel="positions $N$", ylabel="forward time (ms, median)",
+             title="time on " + ("GPU" if on_gpu else "CPU, 1 thread"))
+    ax_m.set(xlabel="positions $N$", ylabel="MiB created in forward", title="memory created by the forward pass")
+    for ax in (ax_t, ax_m):
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
