@@ -1,6 +1,6 @@
 """Fast checks of the book's sources and configuration (no book build here; `make book` builds it).
 
-- every page of ``_toc.yml`` exists; every block chapter has the nine section titles, in order;
+- every page of ``_toc.yml`` exists; every block chapter has the ten section titles, in order;
 - each chapter's ``.md`` and its Colab ``.ipynb`` are in sync (jupytext's conversion of the ``.md`` against
   the ``.ipynb``: code cells identical, Markdown cells rendered by ``book/sync_notebooks.py``; outputs and
   metadata ignored), and no notebook's Markdown holds MyST markup (roles, directives, targets, labels);
@@ -33,8 +33,8 @@ _spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "book" /
 sync_notebooks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sync_notebooks)
 
-SECTIONS = ["Idea", "Derivation", "Shapes, step by step", "Implementation", "Attention on real images", "Cost",
-            "Pitfalls", "Exercises", "Tests"]
+SECTIONS = ["Idea", "Derivation", "Shapes, step by step", "Implementation", "Attention on real images",
+            "What the paper found", "Cost", "Pitfalls", "Exercises", "Tests"]
 CHAPTERS = sync_notebooks.block_chapters(ROOT)
 #: every executable page (block chapters, overview, zoo): each has a Colab notebook and an install cell
 PAGES = sync_notebooks.notebook_pages(ROOT)
