@@ -5,6 +5,7 @@ Paper: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV
 Idea: refine a feature map twice, first along channels (an SE-style gate whose shared MLP sees both the
 average- and the max-pooled descriptor) and then along space (a 7x7 convolution over the per-pixel
 average and maximum across channels). Each gate is a sigmoid that multiplies the features.
+In ResNet the block sits on the residual branch of each bottleneck, before the shortcut is added.
 
 Deviations from the paper: none by default. The defaults are the paper's configuration: the spatial gate
 is ``σ(f7x7([AvgPool(F); MaxPool(F)]))`` as printed, with no normalisation. The official code differs in
