@@ -1,7 +1,9 @@
 """DyCAConv: a convolution preceded by a dynamically mixed coordinate-attention gate.
 
-Paper: none; a project-defined block (the closest public code uses SiLU in the attention branch and
-r = 16; this block follows coordinate attention's h-swish and r = 32).
+Paper: none. The block is defined by the publicly circulated DyCAConv code (h-swish, r = 32, a
+``Linear(C, 2)`` and a softmax for π, then Conv-BN-SiLU); this module reproduces that code numerically when
+built with ``bias=True`` (the circulated code's final convolution has a bias; the default here has none,
+as a BatchNorm follows).
 
 Idea: compute coordinate attention's row gate g^h and column gate g^w, but instead of multiplying them,
 mix them with two sample-dependent weights π = softmax(Linear(GAP(x))): the gate π₀ g^w + π₁ g^h is a
@@ -21,12 +23,14 @@ Equations (book labels):
     dycaconv-modulate    u = x ⊙ a                                                      (B, C, H, W)
     dycaconv-conv        out = SiLU(BN(Conv_{k x k}(u)))                                (B, C_out, H', W')
 
-Deviations: not applicable (no paper). A widely-copied explanation of this block names ReLU instead of
-h-swish, joins the pooled maps along channels instead of space, applies the final convolution to the
-attention branch instead of the gated input, and multiplies the gate with the convolution's output
-instead of with the input x: all four are wrong for this block, and the book checks the derivation against
-the module numerically. A max-pooled variant must use ``AdaptiveMaxPool2d((None, 1))`` / ``((1, None))``:
-``MaxPool2d((1, None))`` is built without complaint but fails at its first forward pass (``TypeError``).
+Deviations from the circulated code: none but the default ``bias=False`` of the final convolution
+(``bias=True`` reproduces it). The explanation that circulates with the code garbles its formula: it names
+ReLU instead of h-swish, calls the directional pools global, drops the two sigmoids, joins the pooled maps
+along channels instead of space, applies the final convolution to the attention branch instead of the
+gated input, and multiplies the gate with the convolution's output instead of with the input x; the book
+checks the derivation against the module numerically. A max-pooled variant must use
+``AdaptiveMaxPool2d((None, 1))`` / ``((1, None))``: ``MaxPool2d((1, None))`` is built without complaint
+but fails at its first forward pass (``TypeError``).
 Initialisation: PyTorch's defaults.
 
 Book chapter: ``book/dycaconv.md``.
