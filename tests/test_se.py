@@ -38,6 +38,27 @@ def test_se_resnet50_extra_parameters_match_the_paper_formula():
     assert abs(total - (28.09e6 - 25.56e6)) < 0.01e6
 
 
+def test_gate_lies_in_0_1_and_se_commutes_with_permutations_and_upsampling():
+    torch.manual_seed(3)
+    se = attnlib.create_block("se", 32, reduction=4).double().eval()
+    x = torch.randn(4, 32, 9, 7, dtype=torch.float64)
+    g = se.gate(x)
+    assert g.shape == (4, 32, 1, 1) and bool(((g > 0) & (g < 1)).all())
+    perm = torch.randperm(9 * 7)
+    permuted = se(x.flatten(2)[:, :, perm].reshape_as(x))
+    torch.testing.assert_close(permuted, se(x).flatten(2)[:, :, perm].reshape_as(x))
+    torch.testing.assert_close(se.gate(torch.nn.functional.interpolate(x, scale_factor=3)), g)
+
+
+@pytest.mark.parametrize("B, C, H, W, r", [(1, 16, 3, 5, 4), (2, 64, 1, 1, 8)])
+def test_equations_at_other_sizes(B, C, H, W, r):
+    se = attnlib.create_block("se", C, reduction=r).double()
+    x = torch.randn(B, C, H, W, dtype=torch.float64)
+    z = x.mean(dim=(2, 3))
+    s = torch.sigmoid(torch.relu(z @ se.fc1.weight.T + se.fc1.bias) @ se.fc2.weight.T + se.fc2.bias)
+    torch.testing.assert_close(se(x), s[:, :, None, None] * x)
+
+
 def test_gate_is_per_sample():
     se = attnlib.create_block("se", 32, reduction=4).eval()
     x = torch.randn(4, 32, 6, 6)

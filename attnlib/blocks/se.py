@@ -5,8 +5,9 @@ Paper: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.0
 Idea: summarise each channel by its global average (squeeze), pass the C averages through a two-layer
 bottleneck MLP ending in a sigmoid (excitation), and rescale every channel of the input by its gate.
 
-Deviations from the paper: none. The paper does not specify the FC initialisation; PyTorch's default
-``nn.Linear`` initialisation is used.
+Deviations from the paper: the paper's equation (its eq. 3, s = σ(W2 δ(W1 z))) has no biases; the
+released SENet models have them in both FC layers, and so does this block (b1, b2). The paper does not
+specify the FC initialisation; PyTorch's default ``nn.Linear`` initialisation is used.
 
 Equations:
     se-squeeze: z = GAP(x), one average per channel
