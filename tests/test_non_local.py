@@ -252,3 +252,48 @@ def test_concatenation_fast_path_in_bfloat16():
     y = block.to(torch.bfloat16)(x.to(torch.bfloat16))
     assert y.dtype == torch.bfloat16
     assert ((y.float() - ref).abs().max() / ref.abs().max()) < 0.05
+
+
+def test_permutation_equivariance_without_sub_sampling_and_samples_independent():
+    """Moved from the chapter's Tests: permuting the positions of x permutes those of z (no sub-sampling),
+    and in eval mode each sample's output depends on that sample only."""
+    block = _perturbed(sub_sample=False).eval()
+    x = _x(2)
+    perm = torch.randperm(30, generator=torch.Generator().manual_seed(0))
+    xp = x.flatten(2)[:, :, perm].reshape_as(x)
+    torch.testing.assert_close(block(xp), block(x).flatten(2)[:, :, perm].reshape_as(x))
+    block = _perturbed().eval()
+    torch.testing.assert_close(torch.cat([block(x[i:i + 1]) for i in range(2)]), block(x))
+
+
+@pytest.mark.parametrize("zero,expected", [(None, (True, True)), ("theta", (True, False)), ("phi", (False, True))])
+def test_theta_needs_phi_and_phi_needs_theta_for_a_gradient(zero, expected):
+    """Exercise 4 of the chapter: the logits θ_iᵀφ_j give θ the gradient factor φ and φ the factor θ. With
+    θ = 0 every softmax row is uniform, and θ still receives a gradient (uniform rows pass it)."""
+    torch.manual_seed(3)
+    block = NonLocal(16)
+    with torch.no_grad():
+        block.bn.weight.fill_(1.0)
+        block.theta.bias.zero_()
+        for name in ("theta", "phi"):
+            getattr(block, name).weight.mul_(0 if name == zero else 30)
+    x = torch.randn(2, 16, 6, 6)
+    if zero == "theta":
+        q, k, _, _ = block.embed(x)
+        a = block.attention_weights(q, k)
+        torch.testing.assert_close(a, torch.full_like(a, 1 / k.shape[2]))
+    (block(x) * torch.randn_like(x)).sum().backward()
+    got = tuple(bool(getattr(block, n).weight.grad.abs().sum() > 0) for n in ("theta", "phi"))
+    assert got == expected
+
+
+def test_pooling_before_g_differs_from_pooling_after_g():
+    """The library pools after φ and g; the official code pools the input before them: different functions."""
+    block = _perturbed()
+    x = _x(2)
+    with torch.no_grad():
+        _, _, v, _ = block.embed(x)
+        after = F.max_pool2d(block.g(x), 2).flatten(2).mT
+        before = block.g(F.max_pool2d(x, 2)).flatten(2).mT
+    torch.testing.assert_close(v[:, 0], after)
+    assert not torch.allclose(after, before)

@@ -42,8 +42,10 @@ Deviations from the paper:
     * The paper gives no initialisation beyond BN's zero scale; the 1x1 convolutions follow the official
       code, N(0, 0.01²) weights and zero biases, and w_f (concatenation) is drawn the same way.
 
-Not a deviation, but a difference from the official code: sub-sampling pools *after* φ and g, as the paper
-says; the official code max-pools the input before φ and g, which differs for a learned 1x1 convolution.
+Where to pool is ambiguous in the paper: its sub-sampled equation uses a pooled input x̂ in f(x_i, x̂_j) and
+g(x̂_j), its text a max-pooling layer after φ and g. The library pools *after* φ and g; the official code
+max-pools the input *before* them (the x̂ reading), which differs for a learned 1x1 convolution, since a max
+does not commute with a linear map.
 
 Book chapter: ``book/nonlocal.md``.
 """
