@@ -91,3 +91,34 @@ def test_bad_hyper_parameters(kwargs, match):
 def test_bad_channels(channels):
     with pytest.raises(ValueError, match="channels"):
         attnlib.create_block("eca", channels)
+
+
+def test_kernel_rule_is_the_nearest_odd_number_with_ties_up_for_every_width():
+    import math
+
+    from attnlib.blocks.eca import eca_kernel_size
+
+    def nearest_odd_ties_up(t):
+        below = 2 * math.floor((t - 1) / 2) + 1            # the largest odd number <= t
+        return below if t - below < below + 2 - t else below + 2
+
+    for C in range(1, 4097):
+        assert eca_kernel_size(C) == nearest_odd_ties_up((math.log2(C) + 1) / 2), C
+
+
+def test_locality_per_sample_gate_and_invariances():
+    torch.manual_seed(4)
+    blk = attnlib.create_block("eca", 40, kernel_size=7).double().eval()
+    x = torch.randn(3, 40, 9, 7, dtype=torch.float64)
+    xb = x.clone()
+    xb[:, 20] += 3.0
+    with torch.no_grad():
+        out = blk(x)
+        changed = (blk(xb) - out).abs().amax(dim=(0, 2, 3)) > 0
+        assert changed.nonzero().flatten().tolist() == list(range(17, 24))
+        torch.testing.assert_close(torch.cat([blk(x[i:i + 1]) for i in range(3)]), out)
+        perm = torch.randperm(9 * 7)
+        torch.testing.assert_close(blk(x.flatten(2)[:, :, perm].reshape_as(x)), out.flatten(2)[:, :, perm].reshape_as(x))
+        torch.testing.assert_close(blk.gate(torch.nn.functional.interpolate(x, scale_factor=3)), blk.gate(x))
+        g = blk.gate(x)
+        assert bool(((g > 0) & (g < 1)).all())

@@ -33,7 +33,7 @@ kernel_size = Exercise(
     title="ECA's kernel-size rule",
     signature="eca_k(C, gamma=2, b=1)",
     task="Return ECA's adaptive kernel size k = |(log2 C + b) / γ|_odd (eq. eca-kernel) as an integer, with "
-         "the rounding of the official code: take the floor t of |(log2 C + b) / γ|, and use t if it is odd, "
+         "the rounding of the paper's formula: take the floor t of |(log2 C + b) / γ|, and use t if it is odd, "
          "t + 1 if it is even.",
     make_case=_kernel_case,
     solution=eca_k,
@@ -43,7 +43,7 @@ kernel_size = Exercise(
                 "some of your kernel sizes are even: an even k has no centre channel and zero padding "
                 "(k - 1) / 2 would not keep C gates; make t odd."),
         Mistake("odd_down", lambda C, g=2, b=1: (lambda t: t if t % 2 else t - 1)(int(abs((math.log2(C) + b) / g))),
-                "when t is even you went down to t - 1: the official code (and the book) goes up to t + 1 "
+                "when t is even you went down to t - 1: the paper's rule (and the book) goes up to t + 1 "
                 "(C = 128 gives k = 5, not 3)."),
         Mistake("round", lambda C, g=2, b=1: _odd_up(round((math.log2(C) + b) / g)),
                 "you rounded (log2 C + b) / γ to the nearest integer before making it odd: the rule takes the "
