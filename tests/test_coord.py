@@ -90,8 +90,10 @@ def _mobilenet_v2_expanded_widths():
 
 
 def test_parameter_count_on_mobilenet_v2_against_the_paper_formula():
-    widths = _mobilenet_v2_expanded_widths()
-    assert len(widths) == 17
+    """The official mbv2_ca.py (houqb/CoordAttention) puts CoordAtt(hidden, hidden) after the depthwise
+    convolution of every inverted residual block with expand_ratio != 1: 16 of the 17 blocks."""
+    widths = [(t, C) for t, C in _mobilenet_v2_expanded_widths() if t != 1]
+    assert len(widths) == 16
     total_formula = total_module = 0
     for _, C in widths:
         mip = max(8, C // 32)
@@ -102,13 +104,22 @@ def test_parameter_count_on_mobilenet_v2_against_the_paper_formula():
         assert module == formula, f"C={C}: module has {module} parameters, formula gives {formula}"
         total_formula += formula
         total_module += module
-    six = sum(max(8, C // 32) * (3 * C + 3) + 2 * C for t, C in widths if t == 6)
+    first = sum(p.numel() for p in CoordinateAttention(32).parameters())  # the t = 1 block, which has none
     mobilenet_v2 = 3_504_872  # parameters of MobileNetV2 1.0 (ImageNet, 1000 classes)
-    print(f"\ncoordinate attention on MobileNetV2: {total_module} parameters in 17 blocks "
-          f"({six} in the 16 blocks with t = 6); MobileNetV2 {mobilenet_v2 / 1e6:.3f}M -> "
+    print(f"\ncoordinate attention on MobileNetV2: {total_module} parameters in 16 blocks "
+          f"(17 blocks would give {total_module + first}); MobileNetV2 {mobilenet_v2 / 1e6:.3f}M -> "
           f"{(mobilenet_v2 + total_module) / 1e6:.3f}M (paper: 3.5M -> 3.95M)")
-    assert total_module == total_formula == 446_632
+    assert total_module == total_formula == 445_776 and first == 856
     assert round((mobilenet_v2 + total_module) / 1e6, 2) == 3.95
+
+
+def test_flipping_rows_flips_the_row_gate_and_leaves_the_column_gate():
+    block = CoordinateAttention(32).double().eval()
+    x = torch.randn(2, 32, 7, 5, dtype=torch.float64)
+    with torch.no_grad():
+        (gh, gw), (gh_f, gw_f) = block.directional_gates(x), block.directional_gates(x.flip(2))
+    torch.testing.assert_close(gh_f, gh.flip(2))
+    torch.testing.assert_close(gw_f, gw)
 
 
 def test_batch_size_one_in_training_even_for_a_1x1_input():

@@ -20,6 +20,9 @@ Equations (book labels):
 
 Deviations from the paper: none; the configuration is the official code's (1x1 convolutions with bias,
 C_r = max(8, C // 32), h-swish, BatchNorm). Initialisation: PyTorch's defaults, as in the official code.
+The floor of 8 binds when C < 8 r (below C = 256 at the official r = 32). In the official MobileNetV2
+(mbv2_ca.py) one block follows the depthwise convolution of each of the 16 inverted residual blocks whose
+expansion ratio is not 1, at the expanded width.
 
 Book chapter: ``book/coord.md``.
 """
