@@ -135,3 +135,34 @@ def test_parameter_count_on_resnet50_stages_c3_to_c5_matches_the_paper():
           f"(paper: 28.08M)")
     assert total == 2_521_728
     assert round((resnet50 + total) / 1e6, 2) == 28.08
+
+
+def test_samples_independent_and_positions_permutation_equivariant():
+    """Moved from the chapter's Tests: each sample's output depends on that sample only, and permuting the
+    positions of x permutes those of z (the context is a weighted sum over positions)."""
+    block = _perturbed(fusion=("add", "mul"))
+    x = _x()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.cat([block(x[i:i + 1]) for i in range(3)]), block(x))
+        perm = torch.randperm(35, generator=torch.Generator().manual_seed(0))
+        xp = x.flatten(2)[:, :, perm].reshape_as(x)
+        torch.testing.assert_close(block(xp), block(x).flatten(2)[:, :, perm].reshape_as(x))
+
+
+def test_zero_mask_weights_make_attention_pooling_average_pooling():
+    """Chapter exercise 4: equal logits give alpha_j = 1/N, so w_k = 0 reproduces pooling="avg"."""
+    block, avg = _perturbed(), _perturbed(pooling="avg")
+    with torch.no_grad():
+        block.conv_mask.weight.zero_()
+        assert block.load_state_dict(avg.state_dict(), strict=False).missing_keys == ["conv_mask.weight"]
+        torch.testing.assert_close(block(_x()), avg(_x()))
+
+
+def test_initial_gate_is_one_half_for_gc_but_input_dependent_for_se():
+    """Chapter exercise 2: GC's zero-initialised last convolution gives σ(0) = 1/2 for every input; SE's W₂ is
+    random like W₁, so SE's initial gate depends on the input."""
+    x = torch.randn(4, 64, 6, 6)
+    for pooling in ("attention", "avg"):
+        torch.testing.assert_close(GlobalContext(64, pooling=pooling, fusion=("mul",))(x), x / 2)
+    gate = attnlib.create_block("se", 64).gate(x)
+    assert (gate - gate[:1]).abs().max() > 1e-3
