@@ -24,7 +24,7 @@ class BlockInfo:
         name: registry name, e.g. ``"se"``.
         cls: the ``nn.Module`` subclass.
         family: one of ``channel``, ``spatial``, ``hybrid``, ``context``, ``dynamic``.
-        paper: title of the paper that introduced the block (or a description for project-defined blocks).
+        paper: title of the paper that introduced the block (or a description for a block defined only by code).
         year: publication year.
         arxiv: arXiv identifier, or ``None`` when the block has no paper.
         chapter: the book chapter that derives the block (a path under ``book/``), or ``None``.

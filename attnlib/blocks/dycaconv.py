@@ -50,8 +50,9 @@ POOLS = ("avg", "max")
 
 
 @register("dycaconv", family="dynamic",
-          paper="no paper: project-defined block (coordinate-attention gates mixed by a softmax, then Conv-BN-SiLU)",
-          year=2026, arxiv=None, chapter="dycaconv")  # year: when this project defined it
+          paper="no paper: defined by its publicly circulated code (coordinate-attention gates mixed by a "
+                "softmax, then Conv-BN-SiLU)",
+          year=2021, arxiv=None, chapter="dycaconv")  # year: of coordinate attention, which it extends (the code is undated)
 class DyCAConv(AttentionBlock):
     r"""DyCAConv: Conv-BN-SiLU on the input gated by a softmax mix of coordinate-attention gates.
 
