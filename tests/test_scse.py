@@ -110,3 +110,54 @@ def test_bad_hyper_parameters(name, kwargs, match):
 def test_bad_channels(name, channels):
     with pytest.raises(ValueError, match="channels"):
         attnlib.create_block(name, channels)
+
+
+@pytest.mark.parametrize("combine, factor", [("add", 1.0), ("max", 0.5)])
+def test_zero_weights_give_identity_with_add_and_half_with_max(combine, factor):
+    block = attnlib.create_block("scse", 16, combine=combine)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.zero_()
+        x = torch.randn(2, 16, 5, 5)
+        torch.testing.assert_close(block(x), factor * x)
+
+
+@pytest.mark.parametrize("name", ["cse", "sse", "scse"])
+def test_commutes_with_a_permutation_of_the_positions_and_keeps_samples_apart(name):
+    torch.manual_seed(3)
+    block = attnlib.create_block(name, 32).double()
+    x = torch.randn(4, 32, 9, 7, dtype=torch.float64)
+    perm = torch.randperm(9 * 7)
+    permute = lambda t: t.flatten(2)[:, :, perm].reshape_as(t)  # noqa: E731
+    with torch.no_grad():
+        y = block(x)
+        torch.testing.assert_close(block(permute(x)), permute(y))
+        torch.testing.assert_close(torch.cat([block(x[i:i + 1]) for i in range(4)]), y)
+
+
+@pytest.mark.parametrize("name, kwargs, labels", [
+    ("cse", {}, ["scse-squeeze", "scse-excite", "scse-channel-scale"]),
+    ("sse", {}, ["scse-spatial", "scse-spatial-scale"]),
+    ("scse", {}, ["scse-squeeze", "scse-excite", "scse-spatial", "scse-combine"]),
+    ("scse", {"combine": "max"}, ["scse-squeeze", "scse-excite", "scse-spatial", "scse-combine"]),
+])
+def test_trace_labels_and_shapes(name, kwargs, labels):
+    from attnlib.trace import trace_block
+
+    tr = trace_block(attnlib.create_block(name, 48, **kwargs), torch.randn(2, 48, 6, 5))
+    assert tr.mismatches == []
+    assert tr.labels == labels
+    assert tr.output_shape == (2, 48, 6, 5)
+
+
+@pytest.mark.parametrize("B, C, H, W, r", [(2, 64, 14, 14, 2), (1, 256, 56, 56, 2), (1, 96, 7, 9, 16)])
+def test_counted_flops_and_created_bytes(B, C, H, W, r):
+    from attnlib import cost
+
+    Cr, N = C // r, H * W
+    for combine in ("add", "max"):
+        block = attnlib.create_block("scse", C, reduction=r, combine=combine)
+        assert cost.flops(block, (B, C, H, W)) == 4 * B * C * Cr + 2 * B * C * N
+        assert cost.created_bytes(block, torch.randn(B, C, H, W)) == 4 * B * (3 * C * N + 2 * N + 3 * C + 2 * Cr)
+    assert cost.flops(attnlib.create_block("cse", C, reduction=r), (B, C, H, W)) == 4 * B * C * Cr
+    assert cost.flops(attnlib.create_block("sse", C), (B, C, H, W)) == 2 * B * C * N
