@@ -559,3 +559,35 @@ def test_rendering_of_the_less_common_roles_and_directives(tmp_path):
 def test_sync_names_the_page_of_a_broken_directive(tmp_path):
     with pytest.raises(sync_notebooks.SyncError, match=r"^book/a\.md: a directive's option block"):
         _tiny_book(tmp_path, "# A\n\n:::{note}\n---\nclass: x\n:::\n")
+
+
+# ------------------------------------------------------------------------------------------ chapter length
+
+#: each block chapter's length (book/chapter_length.py: non-blank lines, front matter and setup cell left out)
+#: before the chapters were tightened, as `python book/chapter_length.py --rev 0424a3c` prints it
+LENGTH_BEFORE = {"se": 447, "eca": 517, "sk": 620, "cbam": 629, "scse": 530, "coord": 554, "nonlocal": 732,
+                 "gc": 589, "encoding": 549, "lvc": 729, "dynamic_conv": 690, "dka": 589, "dycaconv": 715}
+
+
+def test_chapters_stay_tight():
+    """The median chapter is at least 30 % shorter than before, and no chapter grew back past its old length."""
+    import statistics
+
+    _len_spec = importlib.util.spec_from_file_location("chapter_length", ROOT / "book" / "chapter_length.py")
+    chapter_length = importlib.util.module_from_spec(_len_spec)
+    _len_spec.loader.exec_module(chapter_length)
+    now = chapter_length.chapters()
+    assert set(now) == set(LENGTH_BEFORE), "the block chapters changed: update LENGTH_BEFORE"
+    median_before, median_now = statistics.median(LENGTH_BEFORE.values()), statistics.median(now.values())
+    assert median_now <= 0.7 * median_before, f"median chapter length {median_now} > 0.7 x {median_before}"
+    grown = {k: (LENGTH_BEFORE[k], n) for k, n in now.items() if n > LENGTH_BEFORE[k]}
+    assert not grown, f"chapters longer than before the tightening (before, now): {grown}"
+
+
+def test_chapter_length_counts_what_a_reader_reads():
+    _len_spec = importlib.util.spec_from_file_location("chapter_length", ROOT / "book" / "chapter_length.py")
+    chapter_length = importlib.util.module_from_spec(_len_spec)
+    _len_spec.loader.exec_module(chapter_length)
+    text = ("---\njupytext: x\n---\n\n# T\n\n```{code-cell} ipython3\nATTNLIB_URL = 1\nimport x\n```\n\nprose\n\n"
+            "```{code-cell} ipython3\nprint(1)\n```\n")
+    assert chapter_length.length(text) == 5  # title, prose, and the three lines of the second cell
