@@ -6,6 +6,7 @@
     python -m attnlib.zoo evaluate --all --json     # re-measure the shipped weights; per model over seeds
     python -m attnlib.zoo observe                   # the papers' observations -> weights/observations.json
     python -m attnlib.zoo list                      # the models with shipped weights
+    python -m attnlib.zoo export-onnx --out DIR     # every model (seed 0) as ONNX with its maps (live pages)
 """
 
 from __future__ import annotations
@@ -60,11 +61,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="summarise the numbers the cards recorded instead of re-measuring every seed")
     e.add_argument("--jobs", type=int, default=1, help="processes for re-measuring")
     sub.add_parser("list", help="models with weights")
+    ex = sub.add_parser("export-onnx", help="export every zoo model (seed 0) to ONNX with its maps as outputs")
+    ex.add_argument("--out", required=True, help="directory for <name>.onnx and manifest.json")
+    ex.add_argument("--block", action="append", help="only these models (repeatable); default all")
+    ex.add_argument("--jobs", type=int, default=1, help="processes exporting at once")
+    ex.add_argument("--fp32", action="store_true", help="keep float32 initializers (default: lossless float16)")
+    ex.add_argument("--no-cache", action="store_true", help="re-export even when the cache holds the graph")
     args = p.parse_args(argv)
 
     if args.command == "list":
         for n in checkpoint.available():
             print(n)
+        return 0
+    if args.command == "export-onnx":
+        from . import onnx_export
+
+        if args.jobs < 1:
+            raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
+        onnx_export.export_all(args.out, args.block, fp16=not args.fp32, use_cache=not args.no_cache,
+                               jobs=args.jobs, log=lambda m: print(m, file=sys.stderr, flush=True))
         return 0
     if args.command == "train":
         for flag in ("steps", "jobs", "threads"):
