@@ -277,7 +277,8 @@ def _observation_numbers(key: str, r: dict) -> str:
 def section(name: str, models: tuple[str, ...] | None = None) -> None:
     """A chapter's *Attention on real images*: for ``name`` (and ``models`` shown beside it), what the
     block buys, the maps on held-out test scenes, the localisation table, the block's own signal where it
-    is not a map, and the paper's observation with its verdict."""
+    is not a map, the live component (:func:`attnlib.zoo.live.component`: the same maps computed in the
+    reader's browser on a test scene or their own photo) and the paper's observation with its verdict."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
@@ -289,6 +290,10 @@ def section(name: str, models: tuple[str, ...] | None = None) -> None:
         fig = show_signal(m)
         if fig is not None:
             plt.show()
+    # the same maps computed live in the reader's browser (onnxruntime-web), on a test scene or their photo
+    from . import live
+
+    display(live.component(name, models))
     key = OBSERVATION_OF.get(name)
     if key is not None:
         display(Markdown(observation_markdown(key)))

@@ -9,6 +9,11 @@
 - The shape stepper's JavaScript and CSS (``attnlib/assets/``) are copied into ``_static/`` once and loaded
   by every page; the kernels that execute the chapters get ``ATTNLIB_STEPPER_ASSETS=linked``, so stepper
   outputs on the site carry only their data and markup.
+- The live component (:mod:`attnlib.zoo.live`) gets its files in the site's ``live/`` folder: its
+  JavaScript, every zoo model as an ONNX graph (:mod:`attnlib.zoo.onnx_export`, exported at the first
+  build and then copied from the cache ``$ATTNLIB_CACHE``/``~/.cache/attnlib``, keyed on the weights'
+  SHA-256 and the exporter's source) and ``data.json`` (the test scenes a reader can pick, the colormap).
+  Nothing is injected into pages: a page that holds the component imports them.
 - Every page's inline scripts are listed once: Jupyter Book's sphinx-thebe and sphinx-togglebutton reach
   the page twice, and sphinx-thebe's ``const THEBE_JS_URL = ...`` declared a second time is a JavaScript
   error ("Identifier 'THEBE_JS_URL' has already been declared") on every page (found by tests/test_site.py).
@@ -34,6 +39,11 @@ VENDOR = [
     ("@jupyter-widgets/html-manager", "dist/embed-amd.js", "html-manager/embed-amd.js"),
     ("@jupyter-widgets/html-manager", "dist/*.woff2", "html-manager"),  # Font Awesome, beside the script
     ("@jupyter-widgets/html-manager", "dist/*.woff", "html-manager"),
+    # onnxruntime-web for the live component (attnlib/zoo/live.py): the wasm build's loader, its Emscripten
+    # module and the wasm binary; imported only by pages that hold the component
+    ("onnxruntime-web", "dist/ort.wasm.min.mjs", "onnxruntime-web/ort.wasm.min.mjs"),
+    ("onnxruntime-web", "dist/ort-wasm-simd-threaded.mjs", "onnxruntime-web/ort-wasm-simd-threaded.mjs"),
+    ("onnxruntime-web", "dist/ort-wasm-simd-threaded.wasm", "onnxruntime-web/ort-wasm-simd-threaded.wasm"),
 ]
 MATHJAX_PATH = "../vendor/mathjax/tex-mml-chtml.js"  # resolved from _static/
 WIDGETS_JS = {"../vendor/requirejs/require.js": {}, "../vendor/html-manager/embed-amd.js": {}}
@@ -71,10 +81,29 @@ def stage_vendor(root: Path, node_modules: Path, stage: Path) -> list[Path]:
     return copied
 
 
+def stage_live(stage: Path) -> Path:
+    """Write the live component's files into ``stage/live`` (graphs from the export cache)."""
+    import time
+
+    from sphinx.util import logging
+
+    from attnlib.zoo import live
+
+    out = stage / live.SITE_DIR
+    if out.exists():
+        shutil.rmtree(out)
+    log = logging.getLogger(__name__)
+    t0 = time.perf_counter()
+    live.write_site_data(out, jobs=2, log=log.info)
+    log.info(f"site_assets: live component files in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
 def _config_inited(app: Sphinx, config) -> None:
     root = Path(app.confdir)
     stage = root / STAGE
     stage_vendor(root, root / "node_modules", stage)
+    stage_live(stage)
     config.html_extra_path = [*config.html_extra_path, str(stage)]
     config.html_static_path = [*config.html_static_path, str(asset_dir())]
     config.mathjax_path = MATHJAX_PATH
