@@ -12,8 +12,8 @@ Deviations from the paper: none. The paper writes ``k = |(log2 C + b) / γ|_odd`
 and rounds by ``t = floor(|(log2 C + b) / γ|)``, plus 1 when ``t`` is even: the nearest odd number with
 ties broken upwards (e.g. C=128: t=4 gives k=5). That rounding rule is the paper's formula, and this module
 follows it. The official code never computes k from C: its layers take a kernel size as an argument,
-given per stage (the released ECA-ResNet-50 uses 3, 5, 5, 7; ECA-MobileNetV2 uses 1 in blocks of at most
-96 output channels and 3 above); pass ``kernel_size`` to match such weights. The official code places the
+given per stage (the released ECA-ResNet-50 uses 3, 5, 5, 7; ECA-MobileNetV2 uses 1 in blocks of fewer
+than 96 output channels, 3 from 96 on); pass ``kernel_size`` to match such weights. The official code places the
 block on the residual branch, after the last BatchNorm and before the addition. The paper does not state
 an initialisation for the 1-D convolution; the official code leaves PyTorch's default, and so do we.
 
