@@ -8,6 +8,8 @@
 # (requirements.txt, Playwright included) with attnlib installed in editable mode, and node_modules (npm ci).
 # Python 3.11 or newer (the pinned numpy, SciPy and IPython need it).
 #   make serve  serve the built site on http://127.0.0.1:8000 (the live parts of a page need HTTP)
+# make book also exports every zoo model to ONNX for the live pages (python -m attnlib.zoo export-onnx, run by
+# book/_ext/site_assets.py; about a minute the first time, then copied from ~/.cache/attnlib/onnx or $ATTNLIB_CACHE).
 
 PYTHON ?= python3
 VENV   ?= .venv

@@ -11,16 +11,23 @@ let shared = null;            // {ort, data, base}: loaded once per page
 const sessions = new Map();   // model name -> Promise<InferenceSession>
 let queue = Promise.resolve();  // onnxruntime-web runs one call of a session at a time
 
+// onnxruntime-web's loader, its wasm binary (fetched here, in parallel, and handed over as wasmBinary),
+// the component's data and the first model all start downloading at once
 function loadShared(base) {
   if (!shared) {
+    const get = (path, how) => fetch(new URL(path, base)).then(r => {
+      if (!r.ok) { throw new Error(path + ': HTTP ' + r.status); }
+      return r[how]();
+    });
     shared = (async () => {
-      const ort = await import(new URL(ORT_DIR + 'ort.wasm.min.mjs', base).href);
+      const [ort, wasm, data] = await Promise.all([
+        import(new URL(ORT_DIR + 'ort.wasm.min.mjs', base).href),
+        get(ORT_DIR + 'ort-wasm-simd-threaded.wasm', 'arrayBuffer'),
+        get('live/data.json', 'json')]);
       ort.env.wasm.wasmPaths = new URL(ORT_DIR, base).href;
+      ort.env.wasm.wasmBinary = wasm;
       ort.env.wasm.numThreads = 1;
       ort.env.logLevel = 'error';
-      const resp = await fetch(new URL('live/data.json', base));
-      if (!resp.ok) { throw new Error('live/data.json: HTTP ' + resp.status); }
-      const data = await resp.json();
       data.lut = [];
       for (let i = 0; i < data.cmap.length; i += 6) {
         data.lut.push([0, 2, 4].map(o => parseInt(data.cmap.slice(i + o, i + o + 2), 16)));
@@ -31,11 +38,21 @@ function loadShared(base) {
   return shared;
 }
 
+const graphs = new Map();     // model name -> Promise<Uint8Array> (the ONNX file)
+function graph(base, name) {
+  if (!graphs.has(name)) {
+    graphs.set(name, fetch(new URL('live/models/' + encodeURIComponent(name) + '.onnx', base)).then(r => {
+      if (!r.ok) { throw new Error(`live/models/${name}.onnx: HTTP ${r.status}`); }
+      return r.arrayBuffer();
+    }).then(b => new Uint8Array(b)));
+  }
+  return graphs.get(name);
+}
+
 function session(ctx, name) {
   if (!sessions.has(name)) {
-    const url = new URL('live/models/' + ctx.data.models[name].file, ctx.base).href;
-    sessions.set(name, ctx.ort.InferenceSession.create(url, {executionProviders: ['wasm'],
-                                                            graphOptimizationLevel: 'all', logSeverityLevel: 3}));
+    sessions.set(name, graph(ctx.base, name).then(bytes => ctx.ort.InferenceSession.create(bytes,
+      {executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3})));
   }
   return sessions.get(name);
 }
@@ -239,7 +256,9 @@ export async function mount(el, base) {
   const t0 = performance.now();
   const status = el.querySelector('.al-status');
   status.textContent = 'Loading the live model (onnxruntime-web)… The figures above are precomputed.';
+  graph(base, el.dataset.model);
   const ctx = await loadShared(base);
+  const tShared = performance.now();
   const names = JSON.parse(el.dataset.models);
   let current = el.dataset.model;
   if (!document.getElementById('attnlib-live-style')) {
@@ -375,7 +394,8 @@ export async function mount(el, base) {
       panels.append(h('figure', {}, overlayCanvas(ctx, photo, Float32Array.from(cam.flat()), cam.length, cam[0].length, null, src.mask, side),
         h('figcaption', {}, `baseline: Grad-CAM, stage ${ctx.data.grad_cam_stage + 1} (precomputed)`)));
     }
-    legend.replaceChildren(colorbar(ctx, 'attention (min-max normalised to [0, 1]) over the photo; computed in your browser' +
+    legend.replaceChildren(colorbar(ctx, (maps.length ? 'attention (min-max normalised to [0, 1]) over the photo'
+      : 'gate values (raw, in [0, 1]); the Grad-CAM panel min-max normalised to [0, 1]') + '; computed in your browser' +
       (block === 'nonlocal' ? '. Click the image to pick the query.' : block === 'gc' ? '. Click the image: the context map stays the same, whatever the query.' : '')));
   }
 
@@ -433,10 +453,15 @@ export async function mount(el, base) {
     pickScene, upload: useUpload,
   };
   await session(ctx, current);
+  const tSession = performance.now();
   status.textContent = '';
   status.hidden = true;
   el.append(ui);
   await pickScene(0);
   el.dataset.state = 'ready';
   el.dataset.loadMs = String(Math.round(performance.now() - t0));
+  // milliseconds from navigation start: the component's script ran, onnxruntime-web + data loaded, the
+  // model's session was created, the first result was drawn
+  el.dataset.timings = JSON.stringify({start: Math.round(t0), runtime: Math.round(tShared),
+                                       session: Math.round(tSession), first: Math.round(performance.now())});
 }

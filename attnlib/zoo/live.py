@@ -34,7 +34,7 @@ SERVE_LINE = ("Live version: this page can compute the model in your browser on 
               "photo when the site is served over HTTP: run <code>make serve</code> and open "
               "<code>http://127.0.0.1:8000/</code> (the figures above are precomputed).")
 
-_SCRIPT = """<script type="module">
+_SCRIPT = """<script type="module" async>
 const el = document.getElementById(%(id)s);
 const root = document.documentElement.dataset.content_root;
 if (el && location.protocol !== 'file:' && root !== undefined) {
