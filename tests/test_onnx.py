@@ -117,3 +117,25 @@ def test_export_all_writes_a_manifest_from_the_cache(tmp_path):
     assert manifest["models"]["encoding"]["codeword"] == checkpoint.read_card("encoding")["scores"]["map"]["3"][
         "map_chosen_on_validation"]
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+
+
+def test_whole_axis_pools_need_the_swap(tmp_path, monkeypatch, test_scenes):
+    """Without the swap of whole-axis pools (DyCAConv's AdaptiveAvgPool2d((None, 1))), a graph with free H
+    and W is not right at every size: torch 2.13's exporter refuses it, and where an exporter accepts it
+    the pool's kernel is the traced width (shared/reference/site.md), which the check at 96 × 96 sees.
+    Either way the swap is what makes DyCAConv's graph right at both sizes (test above)."""
+    monkeypatch.setattr(onnx_export, "_swap_axis_pools", lambda model: 0)
+    path = tmp_path / "dycaconv.onnx"
+    try:
+        onnx_export.export_model("dycaconv", path, fp16=False)
+    except Exception as e:  # the exporter refuses the graph: the pitfall surfaces as an error
+        assert "adaptive" in str(e).lower() or "size of tensor" in str(e).lower() or "decompose" in str(e).lower(), e
+        return
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = checkpoint.load_model("dycaconv")
+    _, img = test_scenes
+    x = _resize(img[:8], 96)
+    with torch.no_grad():
+        ref = model(onnx_export.standardise(x)).numpy()
+    got = np.concatenate([session.run(["logits"], {"image": x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    assert np.abs(got - ref).max() > 10 * LOGIT_TOL, "the unswapped graph is right at 96: the swap is not needed"

@@ -13,10 +13,11 @@ page only scales pixels by 1/255. Its outputs:
 - ``gate<s>`` ``(1, D)`` for every stage whose block has a channel or kernel gate
   (:data:`attnlib.zoo.scores.GATES`).
 
-Exporter pitfalls handled here (``shared/reference/site.md``): ``AdaptiveAvgPool2d((None, 1))`` exports as a
-fixed-kernel ``AveragePool`` (silently wrong at another size), so whole-axis pools are swapped for means
-before export; the batch is fixed at 1 (dynamic convolution and DKA use one conv with ``groups = B·G``).
-The parity tests (``tests/test_onnx.py``) run every graph at two input sizes.
+Exporter pitfalls handled here (``shared/reference/site.md``): ``AdaptiveAvgPool2d((None, 1))`` with a free
+H and W exports as a fixed-kernel ``AveragePool`` (silently wrong at another size) or, with torch 2.13's
+exporters, not at all; so whole-axis pools are swapped for means before export. The batch is fixed at 1
+(dynamic convolution and DKA use one conv with ``groups = B·G``). The parity tests
+(``tests/test_onnx.py``) run every graph at two input sizes.
 
 Exported files are cached under ``$ATTNLIB_CACHE`` (default ``~/.cache/attnlib``) keyed on the weights'
 SHA-256, this file's source and the versions of torch and onnx, so a rebuild of the book re-exports
@@ -278,8 +279,14 @@ def _export_into_cache(name: str, directory, fp16: bool) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     entry = export_model(name, tmp / f"{name}.onnx", directory, fp16=fp16)
     (tmp / "entry.json").write_text(json.dumps(entry))
-    shutil.rmtree(cached, ignore_errors=True)
-    tmp.rename(cached)
+    if cached.exists() and not (cached / "entry.json").exists():
+        shutil.rmtree(cached, ignore_errors=True)  # an export that was interrupted
+    try:
+        tmp.rename(cached)
+    except OSError:
+        if not (cached / "entry.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process (a second test worker) cached it first
     return entry
 
 
