@@ -32,7 +32,7 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
-	# the PP-OCRv4 text detector the SE chapter reads (only its ONNX files: none of its own dependencies)
+	@echo "rapidocr-onnxruntime: only its model files (the PP-OCRv4 text detector the SE chapter reads), no dependencies"
 	$(BIN)/python -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@

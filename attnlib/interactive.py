@@ -47,6 +47,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .htmlout import HTMLOutput
+
 __all__ = [
     "InteractiveHTML", "convex_sum", "coord_data", "coord_vs_dycaconv", "dynamic_conv_data",
     "dynamic_conv_temperature", "eca_data", "eca_gates", "eca_nudge", "entropy", "plaid", "sk_data", "sk_scale",
@@ -60,7 +62,7 @@ DIGITS = 7
 SK_SCALES = tuple(float(s) for s in np.round(np.geomspace(0.5, 2.0, 9), 4))
 
 
-class InteractiveHTML:
+class InteractiveHTML(HTMLOutput):
     """A self-contained HTML output; Jupyter, Colab and myst-nb display it through ``_repr_html_``.
 
     Attributes:
@@ -70,21 +72,8 @@ class InteractiveHTML:
     """
 
     def __init__(self, html: str, element_id: str, data: dict, *, fresh_ids: bool = True):
-        self.html = html
-        self.element_id = element_id
+        super().__init__(html, element_id, prefix="attnlib-interactive", fresh_ids=fresh_ids)
         self.data = data
-        self._fresh_ids = fresh_ids
-        self._shown = 0
-
-    def _repr_html_(self) -> str:
-        # a second display of the same object on one page gets a new root id
-        self._shown += 1
-        if self._shown == 1 or not self._fresh_ids:
-            return self.html
-        return self.html.replace(self.element_id, f"attnlib-interactive-{uuid.uuid4().hex}")
-
-    def __str__(self) -> str:
-        return self.html
 
     def __repr__(self) -> str:
         return f"InteractiveHTML({self.data.get('kind')!r}, id={self.element_id!r}, {len(self.html)} characters)"

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .htmlout import HTMLOutput
 from .registry import block_info, create_block
 from .validation import describe
 from .trace import SYMBOLS, Trace, _display_op, format_shape, trace_block
@@ -53,7 +54,7 @@ MAX_INPUT_VALUES = 2**22
 _PRIMED = {"H": "height", "W": "width", "T": "time", "L": "length", "N": "positions", "C": "channels"}
 
 
-class StepperHTML:
+class StepperHTML(HTMLOutput):
     """A self-contained HTML output; Jupyter, Colab and myst-nb display it through ``_repr_html_``.
 
     Attributes:
@@ -64,22 +65,8 @@ class StepperHTML:
     """
 
     def __init__(self, html: str, element_id: str, errors: dict[str, str] | None = None, *, fresh_ids: bool = True):
-        self.html = html
-        self.element_id = element_id
+        super().__init__(html, element_id, prefix="attnlib-stepper", fresh_ids=fresh_ids)
         self.errors = dict(errors or {})
-        self._fresh_ids = fresh_ids
-        self._shown = 0
-
-    def _repr_html_(self) -> str:
-        # displaying the same object twice on one page must not duplicate the root id: every display
-        # after the first gets a new one (unless the caller fixed the id)
-        self._shown += 1
-        if self._shown == 1 or not self._fresh_ids:
-            return self.html
-        return self.html.replace(self.element_id, f"attnlib-stepper-{uuid.uuid4().hex}")
-
-    def __str__(self) -> str:
-        return self.html
 
     def __repr__(self) -> str:
         return f"StepperHTML(id={self.element_id!r}, {len(self.html)} characters)"

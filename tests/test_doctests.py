@@ -12,7 +12,7 @@ import attnlib.blocks
 MODULES = sorted(
     {"attnlib", "attnlib.registry", "attnlib.capture", "attnlib.validation", "attnlib.images", "attnlib.trace",
      "attnlib.stepper", "attnlib.plotting", "attnlib.temperature", "attnlib.cost",
-     "attnlib.links", "attnlib.exercises", "attnlib.zoo.report", "attnlib.show", "attnlib.interactive", "attnlib.ppocr"}
+     "attnlib.links", "attnlib.exercises", "attnlib.zoo.report", "attnlib.show", "attnlib.interactive", "attnlib.ppocr", "attnlib.htmlout"}
     | {f"attnlib.blocks.{m.name}" for m in pkgutil.iter_modules(attnlib.blocks.__path__)}
 )
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import browser as browser_support
 from attnlib import interactive as I
 
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -217,32 +215,14 @@ def test_colormap_and_style_come_from_the_book_convention(coord):
 # ---------------------------------------------------------------------------------------- browser
 
 
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (make test installs it from requirements.txt)"
-    if not CHROMIUM.exists():
-        return "/usr/bin/chromium is missing (make test installs Debian's chromium)"
-    return None
-
-
-_REASON = _missing()
-if _REASON and os.environ.get("CI"):
-    raise RuntimeError(f"browser tests cannot run in CI: {_REASON}")
+_REASON = browser_support.reason()
 browser_only = pytest.mark.skipif(_REASON is not None, reason=str(_REASON))
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                    "--disable-background-networking", "--disable-component-update"])
+    with browser_support.chromium() as b:
         yield b
-        b.close()
 
 
 class _Opened:

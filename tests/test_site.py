@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import threading
 from pathlib import Path
@@ -33,10 +32,12 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+import browser as browser_support
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = browser_support.CHROMIUM
 # folders of the built site that hold assets, not pages
 NOT_PAGES = {"_static", "_sources", "_images", "_sphinx_design_static", "vendor"}
 
@@ -56,21 +57,7 @@ def site_pages() -> list[str]:
 PAGES = site_pages()
 
 
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (make test installs it from requirements.txt)"
-    if not CHROMIUM.exists():
-        return "/usr/bin/chromium is missing (make test installs Debian's chromium)"
-    if not PAGES:
-        return "the site is not built (make test builds it: make book)"
-    return None
-
-
-_REASON = _missing()
-if _REASON and os.environ.get("CI"):
-    raise RuntimeError(f"browser tests cannot run in CI: {_REASON}")
+_REASON = browser_support.reason(None if PAGES else "the site is not built (make test builds it: make book)")
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=str(_REASON))
 
 
@@ -96,15 +83,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                    "--disable-background-networking", "--disable-component-update",
-                                    "--disable-sync"])
+    with browser_support.chromium() as b:
         yield b
-        b.close()
 
 
 class Recorder:
