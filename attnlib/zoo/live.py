@@ -31,8 +31,9 @@ SCENES = tuple(range(24))
 SITE_DIR = "live"
 JS = Path(__file__).with_name("live.js")
 SERVE_LINE = ("Live version: this page can compute the model in your browser on a held-out scene or your own "
-              "photo when the site is served over HTTP: run <code>make serve</code> and open "
-              "<code>http://127.0.0.1:8000/</code> (the figures above are precomputed).")
+              "photo when the site is served over HTTP: open it on <a href=\"{site}\">the book's site</a>, or, in a "
+              "local build, run <code>make serve</code> and open <code>http://127.0.0.1:8000/</code> (the figures "
+              "above are precomputed).")
 
 _SCRIPT = """<script type="module" async>
 const el = document.getElementById(%(id)s);
@@ -66,8 +67,20 @@ def component(name: str | None = None, models: tuple[str, ...] | list[str] | Non
     uid = "attnlib-live-" + uuid.uuid4().hex[:10]
     markup = (f'<div class="attnlib-live" id="{uid}" data-models="{html.escape(json.dumps(chosen))}" '
               f'data-model="{html.escape(first)}">'
-              f'<p class="al-status" role="status">{SERVE_LINE}</p></div>')
+              f'<p class="al-status" role="status">{SERVE_LINE.format(site=html.escape(_site_page(first)))}</p>'
+              '</div>')
     return HTML(markup + _SCRIPT % {"id": json.dumps(uid), "dir": SITE_DIR})
+
+
+def _site_page(model: str) -> str:
+    """The site's page that holds the component for zoo model ``model``: its block's chapter, else the zoo page
+    (the baseline and the variants). A notebook reader in Colab has no local site: this link is the way there."""
+    from .. import links
+    from ..registry import list_blocks
+
+    block = model.split("+")[0]
+    found = links.chapter_links(block) if block in list_blocks() else None
+    return found[0] if found else links.page_url("book/zoo")
 
 
 def _png_data_url(img: np.ndarray) -> str:
