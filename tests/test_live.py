@@ -141,6 +141,8 @@ def test_bad_uploads_give_a_clear_message_and_break_nothing(browser, server):
     rgba[..., 3] = 255
     rgba[:20, :, 3] = 0                                   # a transparent band
     empty = np.zeros((40, 40, 4), np.uint8)                # fully transparent
+    translucent = rgba.copy()
+    translucent[..., 3] = 128                              # translucent everywhere: content, not "fully transparent"
     huge = io.BytesIO()
     Image.new("RGB", (9000, 6000), (30, 120, 200)).save(huge, format="JPEG", quality=80)
     cases = [
@@ -149,6 +151,7 @@ def test_bad_uploads_give_a_clear_message_and_break_nothing(browser, server):
         ("pixel.png", "image/png", _png(np.full((1, 1, 3), 128, np.uint8)), "message", r"1×1 pixels: too small"),
         ("empty.png", "image/png", _png(empty), "message", r"fully transparent"),
         ("alpha.png", "image/png", _png(rgba), "note", r"transparent pixels \(\d+ %\), shown over white"),
+        ("translucent.png", "image/png", _png(translucent), "note", r"transparent pixels \(100 %\), shown over white"),
         ("huge.jpg", "image/jpeg", huge.getvalue(), "note", r"\(9000×6000\), cropped to its centre square and downscaled to 64×64"),
     ]
     context, page, rec = _ready(browser, server, "se.html")
@@ -176,6 +179,30 @@ def test_bad_uploads_give_a_clear_message_and_break_nothing(browser, server):
             page.wait_for_function(f"e => Number(e.dataset.results) > {n}", arg=el.element_handle(), timeout=20_000)
             assert el.locator(".al-message").inner_text() == ""
         rec.assert_clean("se.html (uploads)")
+    finally:
+        context.close()
+
+
+def test_a_slow_upload_does_not_replace_a_scene_picked_after_it(browser, server):
+    """The reader uploads a huge photo (seconds to decode) and picks a test scene before it is decoded: the
+    scene stays (only the latest choice may set the image)."""
+    from PIL import Image
+
+    huge = io.BytesIO()
+    Image.new("RGB", (9000, 6000), (30, 120, 200)).save(huge, format="JPEG", quality=80)
+    context, page, rec = _ready(browser, server, "se.html")
+    try:
+        el = page.locator(".attnlib-live").first
+        n = int(el.get_attribute("data-results"))
+        el.locator("input[type=file]").set_input_files(
+            files=[{"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": huge.getvalue()}])
+        el.locator(".al-thumbs button").nth(5).click()
+        page.wait_for_function(f"e => Number(e.dataset.results) > {n}", arg=el.element_handle(), timeout=20_000)
+        page.wait_for_timeout(3000)  # time for the upload's decode to finish
+        assert el.locator(".al-thumbs button").nth(5).get_attribute("aria-pressed") == "true"
+        assert "test scene" in el.locator("figcaption").first.inner_text()
+        assert el.locator(".al-note").inner_text() == ""
+        rec.assert_clean("se.html (slow upload, then a scene)")
     finally:
         context.close()
 

@@ -110,6 +110,42 @@ def test_cache_key_follows_the_weights_and_the_exporter(tmp_path, monkeypatch):
     assert onnx_export.cache_key("se") != key
 
 
+def test_cache_key_follows_the_model_and_block_sources(monkeypatch):
+    """A fixed block or a changed map extraction changes the graph with the same weights: the key follows."""
+    names = {f.name for f in onnx_export._graph_sources()}
+    assert {"onnx_export.py", "model.py", "scores.py", "capture.py", "se.py", "non_local.py"} <= names
+    key = onnx_export.cache_key("se")
+    real = onnx_export._graph_sources()
+    fake = [f.with_name("base.py") if f.name == "se.py" else f for f in real]  # se.py's text changed
+    monkeypatch.setattr(onnx_export, "_graph_sources", lambda: fake)
+    assert onnx_export.cache_key("se") != key
+
+
+def test_page_reads_the_card_not_a_stale_cached_entry(tmp_path, monkeypatch):
+    """The headline stage and Encoding's codeword come from the card at export_all time, also for a graph
+    copied from the cache (the cache key holds the weights, not the card's scores)."""
+    onnx_export.cached_graph("encoding")  # cached
+    card = checkpoint.read_card("encoding")
+    real = checkpoint.read_card
+    changed = json.loads(json.dumps(card))
+    stage = str(changed["scores"]["headline_stage"])
+    changed["scores"]["map"][stage]["map_chosen_on_validation"] = 1 + card["scores"]["map"][stage][
+        "map_chosen_on_validation"]
+    monkeypatch.setattr(checkpoint, "read_card",
+                        lambda name, directory=None: changed if name == "encoding" else real(name, directory))
+    manifest = onnx_export.export_all(tmp_path, ["encoding"])
+    assert manifest["models"]["encoding"]["codeword"] == changed["scores"]["map"][stage]["map_chosen_on_validation"]
+
+
+def test_the_graph_standardises_as_training_did(test_scenes):
+    """The page feeds pixels / 255; the graph's standardisation is the training pipeline's
+    (attnlib.zoo.scenes.normalise: per image and channel, unbiased std)."""
+    from attnlib.zoo import scenes
+
+    data, img = test_scenes
+    torch.testing.assert_close(onnx_export.standardise(img[:16]), scenes.normalise(data.images[:16]))
+
+
 def test_export_all_writes_a_manifest_from_the_cache(tmp_path):
     manifest = onnx_export.export_all(tmp_path, ["gc", "encoding"])
     assert set(manifest["models"]) == {"gc", "encoding"}

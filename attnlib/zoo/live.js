@@ -217,10 +217,12 @@ async function readUpload(file, side) {
   pg.imageSmoothingQuality = 'high';
   pg.drawImage(src, sx, sy, ss, ss, 0, 0, side, side);
   const raw = pg.getImageData(0, 0, side, side).data;
-  let transparent = 0;
-  for (let i = 3; i < raw.length; i += 4) { if (raw[i] < 255) { transparent++; } }
+  // 'fully transparent' means every pixel has alpha 0; an image that is translucent everywhere (alpha < 255
+  // but not 0) still has content: it is shown over white like any partly transparent image
+  let transparent = 0, clear = 0;
+  for (let i = 3; i < raw.length; i += 4) { if (raw[i] < 255) { transparent++; } if (raw[i] === 0) { clear++; } }
   const notes = [];
-  if (transparent === side * side) {
+  if (clear === side * side) {
     bmp.close();
     throw new Error(`“${file.name}” is fully transparent: there is nothing to classify.`);
   }
@@ -290,7 +292,7 @@ export async function mount(el, base) {
   scenes.forEach((s, i) => {
     const b = h('button', {type: 'button', 'aria-pressed': 'false', title: `test scene ${s.index}: ${ctx.data.classes[s.label]}`,
                            'data-scene': String(i)}, h('img', {src: s.image, alt: `test scene ${s.index}`}));
-    b.addEventListener('click', () => pickScene(i));
+    b.addEventListener('click', () => pickScene(i).catch(err => { message.textContent = err.message; }));
     thumbs.append(b);
   });
 
@@ -399,11 +401,17 @@ export async function mount(el, base) {
       (block === 'nonlocal' ? '. Click the image to pick the query.' : block === 'gc' ? '. Click the image: the context map stays the same, whatever the query.' : '')));
   }
 
+  // every scene pick and upload takes a ticket; after its own awaits (decoding) only the latest one may set
+  // the source, so a slow decode (a large upload) cannot replace what the reader chose after it
+  let ticket = 0;
+
   async function pickScene(i) {
+    const mine = ++ticket;
     message.textContent = '';
     const s = scenes[i];
     thumbs.querySelectorAll('button').forEach(b => b.setAttribute('aria-pressed', b.dataset.scene === String(i) ? 'true' : 'false'));
     const img = await decodePNG(s.image);
+    if (mine !== ticket) { return; }
     const c = h('canvas', {width: side, height: side});
     const g = c.getContext('2d', {willReadFrequently: true});
     g.drawImage(img, 0, 0);
@@ -414,16 +422,18 @@ export async function mount(el, base) {
   }
 
   async function useUpload(f) {
+    const mine = ++ticket;
     message.textContent = '';
     try {
       const up = await readUpload(f, side);
+      if (mine !== ticket) { return; }
       thumbs.querySelectorAll('button').forEach(b => b.setAttribute('aria-pressed', 'false'));
       state.query = null;
       state.source = {rgba: up.rgba, name: up.name, query: [0.5, 0.5]};
       note.textContent = up.note;
       await compute();
     } catch (e) {
-      message.textContent = e.message;
+      if (mine === ticket) { message.textContent = e.message; }
     }
   }
 

@@ -20,8 +20,9 @@ exporters, not at all; so whole-axis pools are swapped for means before export. 
 (``tests/test_onnx.py``) run every graph at two input sizes.
 
 Exported files are cached under ``$ATTNLIB_CACHE`` (default ``~/.cache/attnlib``) keyed on the weights'
-SHA-256, this file's source and the versions of torch and onnx, so a rebuild of the book re-exports
-nothing.
+SHA-256, the sources the graph is computed from (this file, the zoo model, the blocks, the capture hooks,
+:mod:`attnlib.zoo.scores`) and the versions of torch and onnx, so a rebuild of the book re-exports
+nothing unless one of them changed.
 
     python -m attnlib.zoo export-onnx --out DIR      # every zoo model (seed 0) + manifest.json
 """
@@ -182,8 +183,20 @@ def models() -> list[str]:
     return checkpoint.available()
 
 
+def _graph_sources() -> list[Path]:
+    """The source files a graph is computed from: this exporter, the zoo model, the blocks, the capture
+    hooks and the map/gate extraction (:mod:`attnlib.zoo.scores`). A change in any of them (a fixed block,
+    another map) changes the graph with the same weights, so it is part of the cache key."""
+    pkg = Path(__file__).resolve().parent.parent
+    files = [Path(__file__).resolve(), pkg / "zoo" / "model.py", pkg / "zoo" / "scores.py",
+             pkg / "zoo" / "checkpoint.py", pkg / "capture.py", pkg / "registry.py"]
+    return files + sorted((pkg / "blocks").glob("*.py"))
+
+
 def _source_digest() -> str:
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    h = hashlib.sha256()
+    for f in _graph_sources():
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     import onnx
 
     h.update(f"torch {torch.__version__} onnx {onnx.__version__} dynamo {DYNAMO} opset {OPSET}".encode())
@@ -191,7 +204,8 @@ def _source_digest() -> str:
 
 
 def cache_key(name: str, directory=None) -> str:
-    """The cache key of model ``name``'s graph: its weights' SHA-256 and the exporter's source digest."""
+    """The cache key of model ``name``'s graph: its weights' SHA-256 and the digest of the sources the graph
+    is computed from (:func:`_graph_sources`) and of the exporter's versions."""
     weights = checkpoint.read_card(name, directory)["weights_sha256"]
     return hashlib.sha256(f"{name}|{weights}|{_source_digest()}".encode()).hexdigest()[:24]
 
@@ -256,10 +270,17 @@ def export_model(name: str, path: str | Path, directory=None, *, dynamo: bool | 
     if fp16:
         _shrink_fp16(path)
     seconds = time.perf_counter() - t0
-    card = checkpoint.read_card(name, directory)
-    sc = card.get("scores", {})
     entry = {"name": name, "block": model.block, "file": path.name, "bytes": path.stat().st_size,
              "outputs": net.output_names, "export_seconds": round(seconds, 2)}
+    return _with_card(entry, name, directory)
+
+
+def _with_card(entry: dict, name: str, directory=None) -> dict:
+    """``entry`` with what the page reads from model ``name``'s card (the headline stage, Encoding's codeword
+    chosen on validation scenes), read from the card now: the cache key holds the weights' SHA-256, not the
+    card's scores, so a cached entry's copy of them could be stale."""
+    entry = {k: v for k, v in entry.items() if k not in ("headline_stage", "codeword")}
+    sc = checkpoint.read_card(name, directory).get("scores", {})
     if "headline_stage" in sc:
         entry["headline_stage"] = sc["headline_stage"]
         chosen = sc.get("map", {}).get(str(sc["headline_stage"]), {}).get("map_chosen_on_validation")
@@ -321,7 +342,7 @@ def export_all(out: str | Path, names: list[str] | None = None, directory=None, 
     entries = []
     for name in names:
         cached = _cached(name, directory, fp16)
-        entry = json.loads((cached / "entry.json").read_text())
+        entry = _with_card(json.loads((cached / "entry.json").read_text()), name, directory)
         shutil.copyfile(cached / entry["file"], out / entry["file"])
         entries.append(entry)
     manifest = {"classes": list(CLASSES), "size": SIZE, "opset": OPSET, "fp16_weights": fp16,
