@@ -14,7 +14,11 @@ the same object twice on a page gives the second display a new root id.
 
 from __future__ import annotations
 
+import base64
+import io
 import uuid
+
+import numpy as np
 
 
 class HTMLOutput:
@@ -41,3 +45,12 @@ class HTMLOutput:
 
     def __str__(self) -> str:
         return self.html
+
+
+def png_data_url(image) -> str:
+    """A uint8 image (H, W, 3) as a ``data:image/png`` URL, to embed in an output or a page's data."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

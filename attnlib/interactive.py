@@ -35,10 +35,8 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import functools
 import html as _html
-import io
 import json
 import uuid
 from importlib import resources
@@ -47,7 +45,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .htmlout import HTMLOutput
+from . import plotting
+from .htmlout import HTMLOutput, png_data_url
 
 __all__ = [
     "InteractiveHTML", "convex_sum", "coord_data", "coord_vs_dycaconv", "dynamic_conv_data",
@@ -137,26 +136,6 @@ def _nums(a) -> Any:
     return [_nums(x) for x in a] if a.ndim > 1 else [_num(x) for x in a]
 
 
-def _png(image: np.ndarray) -> str:
-    """A uint8 image (H, W, 3) as a ``data:`` URI."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@functools.lru_cache(maxsize=1)
-def _colormap() -> list[str]:
-    """The book-wide colormap (:data:`attnlib.plotting.CMAP`) as 256 hex colours."""
-    import matplotlib
-
-    from .plotting import CMAP
-
-    cmap = matplotlib.colormaps[CMAP]
-    return [matplotlib.colors.to_hex(cmap(i / 255)) for i in range(256)]
-
-
 def _style() -> dict:
     from . import plotting
 
@@ -189,7 +168,7 @@ def _scene_info(scene, index: int) -> dict:
     from .zoo import CLASSES
 
     return {"split": "test", "index": index, "label": int(scene.label), "class": CLASSES[scene.label],
-            "scale": _num(scene.scale), "garment": int(scene.garment), "png": _png(scene.image)}
+            "scale": _num(scene.scale), "garment": int(scene.garment), "png": png_data_url(scene.image)}
 
 
 @torch.no_grad()
@@ -274,7 +253,7 @@ def coord_data(stage: int = 1, scene: int = 0, *, channel: int | None = None, in
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < C:
         raise ValueError(f"coord_data: channel must be an int in [0, {C - 1}], got {channel!r}")
     return {"kind": "coord", "stage": stage, "C": C, "H": H, "W": W, "channel": int(channel),
-            "sources": sources, "scene": _scene_info(s, index), "cmap": _colormap(), "style": _style()}
+            "sources": sources, "scene": _scene_info(s, index), "cmap": plotting.colormap_hex(), "style": _style()}
 
 
 @torch.no_grad()
@@ -305,7 +284,7 @@ def sk_data(scales: Sequence[float] = SK_SCALES, n: int = 12, scene: int = 0) ->
         for name in names:
             a = maps[name]["attention"].flatten(2)                # (n, M, C)
             weights[name].append(_nums(a.mean(dim=(0, 2))))       # mean over scenes and channels: (M,)
-        pngs.append(_png(imgs[index].image))
+        pngs.append(png_data_url(imgs[index].image))
     stages = []
     for name in names:
         b = blocks[name]

@@ -38,6 +38,15 @@ HIGHLIGHT_COLOURS = ("#dd8452", "#55a868", "#c44e52", "#8172b3")
 _NORMALISATIONS = ("minmax", "none")
 
 
+def colormap_hex(n: int = 256) -> list[str]:
+    """:data:`CMAP` sampled at ``n`` evenly spaced points, as ``"#rrggbb"`` colours (for pages drawing maps
+    in JavaScript)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[CMAP]
+    return [matplotlib.colors.to_hex(cmap(i / (n - 1))) for i in range(n)]
+
+
 def _to_numpy(a, name: str) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         a = a.detach().to("cpu", torch.float32).numpy()

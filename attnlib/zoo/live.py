@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..htmlout import png_data_url
+
 #: the test scenes a reader can pick (indices into the held-out test set; the chapters' figure scenes first)
 SCENES = tuple(range(24))
 #: the folder of the site that holds the component's files
@@ -83,17 +85,6 @@ def _site_page(model: str) -> str:
     return found[0] if found else links.page_url("book/zoo")
 
 
-def _png_data_url(img: np.ndarray) -> str:
-    import base64
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def scene_data() -> list[dict]:
     """The pickable test scenes: image (PNG data URL), label, mask (bits, base64), the mask point the book
     uses as Non-local's query, and the baseline's Grad-CAM at the headline stage (precomputed; divided by its
@@ -108,7 +99,7 @@ def scene_data() -> list[dict]:
     out = []
     for i, idx in enumerate(SCENES):
         r, c = scores.mask_points(data.masks[i:i + 1])[0]
-        out.append({"index": int(idx), "label": int(data.labels[i]), "image": _png_data_url(data.images[i]),
+        out.append({"index": int(idx), "label": int(data.labels[i]), "image": png_data_url(data.images[i]),
                     "mask": base64.b64encode(np.packbits(data.masks[i].astype(np.uint8)).tobytes()).decode(),
                     "query": [round(r, 4), round(c, 4)],
                     "baseline_grad_cam": np.round(cam[i] / max(float(cam[i].max()), 1e-12), 3).tolist()})
@@ -117,12 +108,9 @@ def scene_data() -> list[dict]:
 
 def colormap(n: int = 256) -> str:
     """The book's colormap (:data:`attnlib.plotting.CMAP`) as ``n`` concatenated RGB hex triplets."""
-    from matplotlib import colormaps
-
     from .. import plotting
 
-    rgb = (colormaps[plotting.CMAP](np.linspace(0, 1, n))[:, :3] * 255).round().astype(int)
-    return "".join(f"{r:02x}{g:02x}{b:02x}" for r, g, b in rgb)
+    return "".join(c[1:] for c in plotting.colormap_hex(n))
 
 
 def write_site_data(out: str | Path, *, jobs: int = 2, log=None) -> Path:
