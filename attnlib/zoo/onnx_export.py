@@ -43,6 +43,8 @@ from torch import nn
 from . import checkpoint, scores
 from .fashion import CLASSES
 from .model import ZooNet
+from .scenes import standardise
+from .train import cache_root
 
 #: the exporter used by :func:`export_model`. Measured on the 2-core machine: the TorchScript exporter
 #: (``dynamo=False``) writes 18 of the 21 zoo graphs in 3 s but cannot export Non-local (``aten::mT``),
@@ -58,59 +60,37 @@ OPTIMIZE = False
 SIZE = 64
 
 
-def cache_root() -> Path:
-    """``$ATTNLIB_CACHE`` or ``~/.cache/attnlib``."""
-    return Path(os.environ.get("ATTNLIB_CACHE") or Path.home() / ".cache" / "attnlib")
+class _AxisPool(nn.Module):
+    """A whole-axis adaptive pool (``AdaptiveAvgPool2d((None, 1))``, ``((1, None))``, ``(1, 1)`` and their max
+    twins) as a mean or max over ``dims``, which exports correctly at every input size."""
 
-
-class _AxisMean(nn.Module):
-    """``AdaptiveAvgPool2d((None, 1))`` / ``((1, None))`` as a mean over one axis (exports at every size)."""
-
-    def __init__(self, dim: int, op: str):
+    def __init__(self, dims: tuple[int, ...], op: str):
         super().__init__()
-        self.dim, self.op = dim, op
+        self.dims, self.op = dims, op
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.op == "max":
-            return x.amax(self.dim, keepdim=True)
-        return x.mean(self.dim, keepdim=True)
+            return x.amax(self.dims, keepdim=True)
+        return x.mean(self.dims, keepdim=True)
+
+
+#: the adaptive pools' output sizes that pool whole axes, and the axes they pool
+_POOLED_AXES = {(None, 1): (3,), (1, None): (2,), (1, 1): (2, 3)}
 
 
 def _swap_axis_pools(model: nn.Module) -> int:
-    """Replace whole-axis adaptive pools by :class:`_AxisMean`; returns how many were swapped."""
+    """Replace whole-axis adaptive pools by :class:`_AxisPool`; returns how many were swapped."""
     swapped = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
                 size = child.output_size
                 size = (size, size) if isinstance(size, int) else tuple(size)
-                op = "max" if isinstance(child, nn.AdaptiveMaxPool2d) else "avg"
-                if size == (None, 1):
-                    setattr(parent, name, _AxisMean(3, op))
-                elif size == (1, None):
-                    setattr(parent, name, _AxisMean(2, op))
-                elif size in ((1, 1),):
-                    setattr(parent, name, _GlobalPool(op))
-                else:
-                    continue
-                swapped += 1
+                if size in _POOLED_AXES:
+                    op = "max" if isinstance(child, nn.AdaptiveMaxPool2d) else "avg"
+                    setattr(parent, name, _AxisPool(_POOLED_AXES[size], op))
+                    swapped += 1
     return swapped
-
-
-class _GlobalPool(nn.Module):
-    def __init__(self, op: str):
-        super().__init__()
-        self.op = op
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax((2, 3), keepdim=True) if self.op == "max" else x.mean((2, 3), keepdim=True)
-
-
-def standardise(image: torch.Tensor) -> torch.Tensor:
-    """:func:`attnlib.zoo.scenes.normalise` on an image already in [0, 1], (B, 3, H, W)."""
-    mean = image.mean(dim=(2, 3), keepdim=True)
-    std = image.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    return (image - mean) / std
 
 
 def _stage(module_name: str, model: ZooNet) -> int:
@@ -185,10 +165,11 @@ def models() -> list[str]:
 
 def _graph_sources() -> list[Path]:
     """The source files a graph is computed from: this exporter, the zoo model, the blocks, the capture
-    hooks and the map/gate extraction (:mod:`attnlib.zoo.scores`). A change in any of them (a fixed block,
-    another map) changes the graph with the same weights, so it is part of the cache key."""
+    hooks, the map/gate extraction (:mod:`attnlib.zoo.scores`) and the input standardisation
+    (:func:`attnlib.zoo.scenes.standardise`). A change in any of them (a fixed block, another map) changes
+    the graph with the same weights, so it is part of the cache key."""
     pkg = Path(__file__).resolve().parent.parent
-    files = [Path(__file__).resolve(), pkg / "zoo" / "model.py", pkg / "zoo" / "scores.py",
+    files = [Path(__file__).resolve(), pkg / "zoo" / "model.py", pkg / "zoo" / "scores.py", pkg / "zoo" / "scenes.py",
              pkg / "zoo" / "checkpoint.py", pkg / "capture.py", pkg / "registry.py"]
     return files + sorted((pkg / "blocks").glob("*.py"))
 

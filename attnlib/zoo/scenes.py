@@ -361,7 +361,12 @@ def normalise(imgs: np.ndarray | torch.Tensor, device="cpu") -> torch.Tensor:
     x = torch.as_tensor(np.asarray(imgs), device=device)
     if x.ndim == 3:
         x = x[None]
-    x = x.permute(0, 3, 1, 2).float().div(255)
+    return standardise(x.permute(0, 3, 1, 2).float().div(255))
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1], (B, 3, H, W), each image and channel standardised to mean 0 and std 1 (what
+    :func:`normalise` does after scaling; the exported graphs apply it to the page's pixels)."""
     mean = x.mean(dim=(2, 3), keepdim=True)
     std = x.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
     return (x - mean) / std

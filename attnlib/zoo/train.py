@@ -42,7 +42,13 @@ LR = 4e-3
 WEIGHT_DECAY = 5e-4
 WARMUP = 50
 ANNEAL_FRACTION = 0.3
-CACHE_DIR = Path(os.environ.get("ATTNLIB_CACHE", Path.home() / ".cache" / "attnlib")) / "scenes"
+def cache_root() -> Path:
+    """``$ATTNLIB_CACHE`` or ``~/.cache/attnlib``: the zoo's caches (scenes here, ONNX graphs in
+    :mod:`attnlib.zoo.onnx_export`) live below it."""
+    return Path(os.environ.get("ATTNLIB_CACHE") or Path.home() / ".cache" / "attnlib")
+
+
+CACHE_DIR = cache_root() / "scenes"
 
 
 def _source_hash() -> str:
