@@ -67,6 +67,8 @@ PHOTOS: dict[str, tuple[Callable[[], np.ndarray], str]] = {
     "brick": (_skimage("brick"), "brick texture, grey (scikit-image)"),
     "grass": (_skimage("grass"), "grass texture, grey (scikit-image)"),
     "gravel": (_skimage("gravel"), "gravel texture, grey (scikit-image)"),
+    "text": (_skimage("text"), "digits chalked on a board, grey (scikit-image)"),
+    "page": (_skimage("page"), "a photographed book page, grey (scikit-image)"),
 }
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import load_photo
+
 MODEL_FILE = "ch_PP-OCRv4_det_infer.onnx"
 PACKAGE = "rapidocr_onnxruntime"
 #: the version the book's Makefile installs; its ``models/`` folder holds :data:`MODEL_FILE`
@@ -402,23 +404,10 @@ def read(img: np.ndarray, with_features: bool = False, threads: int | None = Non
                    features=out[1 + n:] if with_features else None)
 
 
-def load(name: str) -> np.ndarray:
-    """A photo by name: :func:`attnlib.images.load_photo`'s, plus scikit-image's ``text`` and ``page``."""
-    from . import images
-
-    extra = {"text": "text", "page": "page"}
-    if name in extra:
-        import skimage.data
-
-        g = np.asarray(getattr(skimage.data, extra[name])())
-        return np.ascontiguousarray(np.repeat(g[:, :, None], 3, axis=2).astype(np.uint8))
-    return images.load_photo(name)
-
-
 @functools.lru_cache(maxsize=None)
 def read_photo(name: str) -> Reading:
     """:func:`read` of the photo ``name`` (cached)."""
-    return read(load(name))
+    return read(load_photo(name))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -497,7 +486,8 @@ def compare(text: tuple[str, ...] = TEXT_PHOTOS, plain: tuple[str, ...] = NO_TEX
 
 def scale(names: tuple[str, ...]) -> str:
     """The range of enlargement factors (network input side over photo side) of the photos ``names``."""
-    f = [input_size(*load(n).shape[:2])[0] / load(n).shape[0] for n in names]
+    shapes = [load_photo(n).shape[:2] for n in names]
+    f = [input_size(*hw)[0] / hw[0] for hw in shapes]
     return f"{min(f):.1f}×" if max(f) - min(f) < 0.05 else f"{min(f):.1f}× to {max(f):.1f}×"
 
 

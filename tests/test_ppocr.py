@@ -7,7 +7,7 @@ import doctest
 import numpy as np
 import pytest
 
-from attnlib import ppocr
+from attnlib import images, ppocr
 
 pytestmark = pytest.mark.skipif(
     bool(ppocr.missing()),
@@ -21,7 +21,7 @@ def blocks():
 
 @pytest.fixture(scope="module")
 def page():
-    return ppocr.read(ppocr.load("page"), with_features=True, threads=1)
+    return ppocr.read(images.load_photo("page"), with_features=True, threads=1)
 
 
 def test_docstring_example():
@@ -90,7 +90,7 @@ def test_probability_map_is_higher_on_text_than_on_photos_without_text(page):
     body = p[int(0.15 * h):int(0.9 * h), int(0.02 * w):int(0.98 * w)]
     assert p.shape == page.image.shape[:2] and 0 <= p.min() and p.max() <= 1
     for name in ("cat", "coffee", "brick"):
-        other = ppocr.read(ppocr.load(name), threads=1).probability
+        other = ppocr.read(images.load_photo(name), threads=1).probability
         assert body.mean() > 3 * other.mean(), name
         assert (body > ppocr.THRESH).mean() > 3 * (other > ppocr.THRESH).mean(), name
 
