@@ -26,15 +26,12 @@ def missing(*extra: str | None) -> str | None:
     return next((r for r in extra if r), None)
 
 
-def _check_ci(reason: str | None) -> str | None:
-    if reason and os.environ.get("CI"):
-        raise RuntimeError(f"browser tests cannot run in CI: {reason}")
-    return reason
-
-
 def reason(*extra: str | None) -> str | None:
     """:func:`missing`, raising in CI (``$CI`` set) instead of returning a reason to skip."""
-    return _check_ci(missing(*extra))
+    why = missing(*extra)
+    if why and os.environ.get("CI"):
+        raise RuntimeError(f"browser tests cannot run in CI: {why}")
+    return why
 
 
 @contextmanager

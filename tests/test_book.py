@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "book" / "sync_notebooks.py")
 sync_notebooks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sync_notebooks)
+_len_spec = importlib.util.spec_from_file_location("chapter_length", ROOT / "book" / "chapter_length.py")
+chapter_length = importlib.util.module_from_spec(_len_spec)
+_len_spec.loader.exec_module(chapter_length)
 
 SECTIONS = ["Idea", "Derivation", "Shapes, step by step", "Implementation", "Attention on real images",
             "What the paper found", "Cost", "Pitfalls", "Exercises", "Tests"]
@@ -573,9 +576,6 @@ def test_chapters_stay_tight():
     """The median chapter is at least 30 % shorter than before, and no chapter grew back past its old length."""
     import statistics
 
-    _len_spec = importlib.util.spec_from_file_location("chapter_length", ROOT / "book" / "chapter_length.py")
-    chapter_length = importlib.util.module_from_spec(_len_spec)
-    _len_spec.loader.exec_module(chapter_length)
     now = chapter_length.chapters()
     assert set(now) == set(LENGTH_BEFORE), "the block chapters changed: update LENGTH_BEFORE"
     median_before, median_now = statistics.median(LENGTH_BEFORE.values()), statistics.median(now.values())
@@ -585,9 +585,6 @@ def test_chapters_stay_tight():
 
 
 def test_chapter_length_counts_what_a_reader_reads():
-    _len_spec = importlib.util.spec_from_file_location("chapter_length", ROOT / "book" / "chapter_length.py")
-    chapter_length = importlib.util.module_from_spec(_len_spec)
-    _len_spec.loader.exec_module(chapter_length)
     text = ("---\njupytext: x\n---\n\n# T\n\n```{code-cell} ipython3\nATTNLIB_URL = 1\nimport x\n```\n\nprose\n\n"
             "```{code-cell} ipython3\nprint(1)\n```\n")
     assert chapter_length.length(text) == 5  # title, prose, and the three lines of the second cell
